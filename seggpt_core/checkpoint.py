@@ -1,0 +1,195 @@
+"""Loading and saving SegGPT weights without executing code.
+
+Accepted sources (``load_model``):
+
+* the official ``seggpt_vit_large.pth`` (``{"model": state_dict}`` or a bare state dict), read with
+  ``torch.load(weights_only=True)``;
+* the Hugging Face format (``BAAI/seggpt-vit-large``: ``config.json`` + ``model.safetensors``), keys with or without
+  the ``model.`` prefix and with either MLP naming (``mlp.lin1`` / ``mlp.fc1``);
+* a folder written by :func:`save_model` (safetensors + our ``config.json``);
+* the name of a model shipped inside the package (see :data:`SHIPPED`);
+* a hub id, downloaded with ``huggingface_hub`` when installed and online.
+
+Keys are checked strictly: a missing or unexpected key or a wrong shape is an :class:`InputError` naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .errors import InputError
+from .model import PRESETS, SegGPT, SegGPTConfig
+
+WEIGHTS_DIR = Path(__file__).with_name("weights")
+
+#: Models shipped inside the package: name -> folder under ``seggpt_core/weights``.
+SHIPPED = {"seggpt-vos-small": WEIGHTS_DIR / "seggpt-vos-small"}
+DEFAULT_MODEL = "seggpt-vos-small"
+
+#: Hub ids of the published weights and the file each provides.
+HUB_FILES = {
+    "BAAI/seggpt-vit-large": "model.safetensors",
+    "BAAI/SegGPT": "seggpt_vit_large.pth",
+}
+
+# HF name -> official name, applied in order after the optional "model." prefix is removed.
+_HF_TO_OFFICIAL = [
+    (r"^embeddings\.patch_embeddings\.projection\.", "patch_embed.proj."),
+    (r"^embeddings\.mask_token$", "mask_token"),
+    (r"^embeddings\.segment_token_input$", "segment_token_x"),
+    (r"^embeddings\.segment_token_prompt$", "segment_token_y"),
+    (r"^embeddings\.type_token_semantic$", "type_token_cls"),
+    (r"^embeddings\.type_token_instance$", "type_token_ins"),
+    (r"^embeddings\.position_embeddings$", "pos_embed"),
+    (r"^encoder\.layers\.(\d+)\.layernorm_before\.", r"blocks.\1.norm1."),
+    (r"^encoder\.layers\.(\d+)\.layernorm_after\.", r"blocks.\1.norm2."),
+    (r"^encoder\.layers\.(\d+)\.attention\.", r"blocks.\1.attn."),
+    (r"^encoder\.layers\.(\d+)\.mlp\.(?:lin1|fc1)\.", r"blocks.\1.mlp.fc1."),
+    (r"^encoder\.layers\.(\d+)\.mlp\.(?:lin2|fc2)\.", r"blocks.\1.mlp.fc2."),
+    (r"^encoder\.layernorm\.", "norm."),
+    (r"^decoder\.decoder_embed\.", "decoder_embed."),
+    (r"^decoder\.decoder_pred\.conv\.", "decoder_pred.0."),
+    (r"^decoder\.decoder_pred\.layernorm\.", "decoder_pred.1."),
+    (r"^decoder\.decoder_pred\.head\.", "decoder_pred.3."),
+]
+
+
+def to_official_keys(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename Hugging Face keys to the official (and our) names; official keys pass through unchanged."""
+    out = {}
+    for key, value in state_dict.items():
+        name = key[len("model."):] if key.startswith("model.") else key
+        for pattern, repl in _HF_TO_OFFICIAL:
+            name, n = re.subn(pattern, repl, name)
+            if n:
+                break
+        out[name] = value
+    return out
+
+
+def config_from_json(d: dict) -> SegGPTConfig:
+    """Our ``config.json`` or a Hugging Face ``SegGptConfig`` dict -> :class:`SegGPTConfig`."""
+    if d.get("model_type") == "seggpt":  # Hugging Face naming
+        return SegGPTConfig(
+            image_size=tuple(d.get("image_size", (896, 448))),
+            patch_size=d.get("patch_size", 16),
+            embed_dim=d.get("hidden_size", 1024),
+            depth=d.get("num_hidden_layers", 24),
+            num_heads=d.get("num_attention_heads", 16),
+            mlp_ratio=d.get("mlp_dim", 4096) / d.get("hidden_size", 1024),
+            merge_index=d.get("merge_index", 2),
+            tap_indices=tuple(d.get("intermediate_hidden_state_indices", (5, 11, 17, 23))),
+            decoder_dim=d.get("decoder_hidden_size", 64),
+            pretrain_image_size=d.get("pretrain_image_size", 224),
+            layer_norm_eps=d.get("layer_norm_eps", 1e-6),
+            drop_path_rate=d.get("drop_path_rate", 0.1),
+        )
+    return SegGPTConfig.from_dict(d)
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors of a ``.safetensors`` or ``.pth``/``.pt``/``.bin`` file, safely (no pickled code is run)."""
+    if not path.is_file():
+        raise InputError(f"checkpoint {path} does not exist; give the path of a .pth or .safetensors file")
+    try:
+        if path.suffix == ".safetensors":
+            return load_file(str(path))
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as err:  # corrupt or non-weights file: one line, not a traceback
+        raise InputError(f"cannot read checkpoint {path} ({type(err).__name__}: {str(err).splitlines()[0][:160]}); "
+                         "it must be a state dict saved as .pth or .safetensors") from None
+    if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
+        obj = obj["model"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise InputError(f"checkpoint {path} is not a state dict of tensors; expected the official "
+                         "seggpt_vit_large.pth or a model.safetensors")
+    return obj
+
+
+def resolve(name_or_path: str | Path) -> tuple[Path, SegGPTConfig | None]:
+    """Find the weights file (and config, when one is given) of a path, a shipped model name or a hub id."""
+    if str(name_or_path) in SHIPPED:
+        folder = SHIPPED[str(name_or_path)]
+        if not (folder / "model.safetensors").is_file():
+            raise InputError(f"the shipped model {name_or_path} is missing from {folder}; reinstall seggpt-vos")
+        return _from_folder(folder)
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return _from_folder(path)
+    if path.exists() or path.suffix in (".pth", ".pt", ".bin", ".safetensors"):
+        cfg_file = path.with_name("config.json")
+        cfg = config_from_json(json.loads(cfg_file.read_text())) if cfg_file.is_file() else None
+        return path, cfg
+    if re.fullmatch(r"[\w.-]+/[\w.-]+", str(name_or_path)):
+        return _from_folder(_download(str(name_or_path)))
+    raise InputError(f"no model at {name_or_path}: give a checkpoint file or folder, a hub id such as "
+                     f"BAAI/seggpt-vit-large, or a shipped model ({', '.join(SHIPPED)})")
+
+
+def _from_folder(folder: Path) -> tuple[Path, SegGPTConfig | None]:
+    cfg_file = folder / "config.json"
+    cfg = config_from_json(json.loads(cfg_file.read_text())) if cfg_file.is_file() else None
+    for name in ("model.safetensors", "seggpt_vit_large.pth", "pytorch_model.bin"):
+        if (folder / name).is_file():
+            return folder / name, cfg
+    raise InputError(f"no model.safetensors or seggpt_vit_large.pth in {folder}; put the weights file there")
+
+
+def _download(repo_id: str) -> Path:
+    """Download a published checkpoint into the Hugging Face cache; fail in one line when that is impossible."""
+    filename = HUB_FILES.get(repo_id, "model.safetensors")
+    hint = (f"download {filename} from https://huggingface.co/{repo_id} on a connected machine and pass its path "
+            f"(or its folder) instead of {repo_id}")
+    try:
+        from huggingface_hub import hf_hub_download
+    except ImportError:
+        raise InputError(f"huggingface_hub is not installed (pip install 'seggpt-vos[hub]'), or {hint}") from None
+    try:
+        weights = Path(hf_hub_download(repo_id, filename))
+        if filename.endswith(".safetensors"):
+            try:
+                hf_hub_download(repo_id, "config.json")
+            except Exception:
+                pass  # the config is optional: the published shapes are the default config
+    except Exception as err:
+        raise InputError(f"cannot download {repo_id} ({type(err).__name__}); {hint}") from None
+    return weights.parent
+
+
+def load_model(name_or_path: str | Path, *, config: SegGPTConfig | None = None, model_cls: type = SegGPT) -> SegGPT:
+    """Build a model and load its weights strictly. ``config`` overrides the one stored with the weights."""
+    path, stored = resolve(name_or_path)
+    cfg = config or stored or PRESETS["vit-large"]
+    state = to_official_keys(read_state_dict(path))
+    model = model_cls(cfg)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
+             if k in state and state[k].shape != v.shape]
+    if missing or unexpected or wrong:
+        parts = [f"{label} ({len(keys)}): {', '.join(keys[:4])}{', ...' if len(keys) > 4 else ''}"
+                 for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys]
+        raise InputError(f"checkpoint {path} does not fit the model config ({'; '.join(parts)}); "
+                         "pass the matching config or the right checkpoint")
+    model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    return model.eval()
+
+
+def save_model(model: SegGPT, directory: str | Path) -> Path:
+    """Write ``model.safetensors`` (fp32, contiguous) and ``config.json`` atomically into ``directory``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().float().contiguous().cpu() for k, v in model.state_dict().items()}
+    tmp = directory / "model.safetensors.tmp"
+    save_file(state, str(tmp), metadata={"format": "pt"})
+    tmp.replace(directory / "model.safetensors")
+    cfg_tmp = directory / "config.json.tmp"
+    cfg_tmp.write_text(json.dumps({"model_type": "seggpt-vos", **model.config.to_dict()}, indent=2) + "\n")
+    cfg_tmp.replace(directory / "config.json")
+    return directory
