@@ -1,0 +1,147 @@
+"""In-context segmentation with one or many (image, label map) examples: the image API of SegGPT.
+
+``SegGPTPredictor`` owns a model placed on a device in a compute dtype and turns user arrays into label maps:
+prompts are drawn in palette colours, queries are painted, and the painting is decoded back to ids at each query's
+own resolution. Several prompts are combined by the feature ensemble (default, the official rule) or, on request, by
+the spatial ensemble (the examples tiled into one grid prompt).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from .checkpoint import DEFAULT_MODEL
+from .errors import InputError
+from .model import SegGPT, SegType
+from .palette import build_palette
+from .transforms import Upsample, painted_to_labels, prepare_image, prepare_target, resize_image, resize_labels
+
+DType = Literal["fp32", "bf16", "fp16"]
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def default_dtype(device: torch.device) -> DType:
+    """bf16 where the hardware runs it fast (CUDA with bf16, or a CPU with AMX/AVX-512 bf16), else fp32."""
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if torch.backends.mkldnn.is_available() and _cpu_has_fast_bf16() else "fp32"
+
+
+def _cpu_has_fast_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One in-context example: an image and its label map (0 = background, 1..K = the labels to segment)."""
+
+    image: np.ndarray  #: (H, W, 3) uint8 RGB
+    labels: np.ndarray  #: (H, W) integer ids
+
+
+class SegGPTPredictor:
+    """A SegGPT model ready for inference on one device, in one compute dtype.
+
+    Args:
+        model: the model (its weights are moved and cast in place).
+        device: "cpu", "cuda", ... (default: CUDA when available).
+        dtype: "fp32", "bf16" or "fp16" for the matmuls (default: the fastest accurate one for the device).
+        compile: wrap the painting function in ``torch.compile`` (worth it for long videos).
+        seg_type: the type token, "instance" (official default) or "semantic".
+    """
+
+    def __init__(self, model: SegGPT, *, device: str | torch.device | None = None, dtype: DType | None = None,
+                 compile: bool = False, seg_type: SegType = "instance") -> None:
+        self.device = torch.device(device) if device is not None else default_device()
+        self.dtype: DType = dtype or default_dtype(self.device)
+        if self.dtype not in DTYPES:
+            raise InputError(f"unknown dtype {self.dtype!r}; use one of {', '.join(DTYPES)}")
+        self.model = model.eval().to(self.device).set_compute_dtype(DTYPES[self.dtype])
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.seg_type = seg_type
+        self._paint = torch.compile(self.model.paint, dynamic=True) if compile else self.model.paint
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path = DEFAULT_MODEL, **kwargs) -> SegGPTPredictor:
+        return cls(SegGPT.from_pretrained(name_or_path), **kwargs)
+
+    @property
+    def half_size(self) -> tuple[int, int]:
+        """(h, w) every prompt and query is resized to."""
+        return self.model.config.half_size
+
+    # ------------------------------------------------------------------------------------------------ tensors
+    def prepare_image(self, image: np.ndarray) -> torch.Tensor:
+        """(H, W, 3) uint8 -> (3, h, w) normalised, on the device."""
+        return prepare_image(image, self.half_size).to(self.device, non_blocking=True)
+
+    @torch.inference_mode()
+    def paint(self, prompt_images: torch.Tensor, prompt_targets: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+        """(P, 3, h, w), (P, 3, h, w), (Q, 3, h, w) normalised -> (Q, 3, h, w) painted, feature-ensembled."""
+        return self._paint(prompt_images.to(self.device), prompt_targets.to(self.device), queries.to(self.device),
+                           seg_type=self.seg_type)
+
+    # ------------------------------------------------------------------------------------------------ arrays
+    @torch.inference_mode()
+    def segment(self, prompts: Sequence[Prompt], queries: Sequence[np.ndarray], *, num_labels: int | None = None,
+                ensemble: Literal["feature", "spatial"] = "feature", upsample: Upsample = "nearest"
+                ) -> list[np.ndarray]:
+        """Label maps for ``queries`` given the in-context ``prompts``.
+
+        Args:
+            prompts: one or more examples; every label of every prompt becomes a palette colour.
+            queries: (H, W, 3) uint8 images of any sizes.
+            num_labels: the largest label (default: the largest in the prompts).
+        Returns:
+            one (H, W) uint8 label map per query, at that query's resolution.
+        """
+        if not prompts:
+            raise InputError("at least one prompt (image + mask) is needed")
+        for i, p in enumerate(prompts):
+            if p.image.shape[:2] != p.labels.shape[:2]:
+                raise InputError(f"prompt {i}: mask size {p.labels.shape[:2]} differs from its image size "
+                                 f"{p.image.shape[:2]}; resize the mask to the image")
+        k = num_labels or max(int(p.labels.max()) for p in prompts)
+        if k < 1:
+            raise InputError("the prompt masks are empty; give at least one labelled pixel")
+        palette = build_palette(k)
+        if ensemble == "spatial":
+            images, targets = self._spatial_prompt(prompts, palette)
+        else:
+            images = torch.stack([self.prepare_image(p.image) for p in prompts])
+            targets = torch.stack([prepare_target(p.labels, palette, self.half_size) for p in prompts])
+        out = []
+        for q in queries:
+            painted = self.paint(images, targets, self.prepare_image(q)[None])
+            out.append(painted_to_labels(painted, palette, q.shape[:2], upsample)[0].to(torch.uint8).cpu().numpy())
+        return out
+
+    def _spatial_prompt(self, prompts: Sequence[Prompt], palette: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Tile the examples into an n x n grid the size of one example (paper §3.2), empty cells black."""
+        n = math.ceil(math.sqrt(len(prompts)))
+        h, w = self.half_size
+        ch, cw = h // n, w // n
+        image = np.zeros((h, w, 3), np.uint8)
+        labels = np.zeros((h, w), np.uint8)
+        for i, p in enumerate(prompts):
+            r, c = divmod(i, n)
+            image[r * ch:(r + 1) * ch, c * cw:(c + 1) * cw] = resize_image(p.image, (ch, cw))
+            labels[r * ch:(r + 1) * ch, c * cw:(c + 1) * cw] = resize_labels(p.labels, (ch, cw))
+        return (self.prepare_image(image)[None],
+                prepare_target(labels, palette, self.half_size)[None].to(self.device))

@@ -1,0 +1,83 @@
+"""Pre- and post-processing between user arrays and the model's canvases, as the official code does it.
+
+Images are squashed (aspect ratio not kept) to the half size with PIL's bicubic filter, label maps with nearest;
+both are ImageNet-normalised. A painted output goes back to labels by the nearest palette colour, decoded at model
+resolution and then resized to the original size: per-pixel argmin commutes with nearest resizing, so this equals the
+official resize-then-threshold order and is cheaper. ``upsample="bilinear"`` interpolates the painted colours instead,
+for smoother edges (not the official behaviour).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .model import IMAGENET_MEAN, IMAGENET_STD
+from .palette import rgb_to_labels
+
+Upsample = Literal["nearest", "bilinear"]
+
+_MEAN = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+_STD = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+
+
+def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(H, W, 3) uint8 -> (h, w, 3) uint8 with PIL bicubic (the official and HF pre-processing)."""
+    if image.shape[:2] == tuple(size):
+        return image
+    return np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.BICUBIC))
+
+
+def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(H, W) integer labels -> (h, w) with PIL nearest (as the official code resizes targets)."""
+    if labels.shape == tuple(size):
+        return labels
+    return np.asarray(Image.fromarray(labels.astype(np.uint8)).resize((size[1], size[0]), Image.NEAREST))
+
+
+def normalize(rgb: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """(h, w, 3) uint8 (or float 0..255) -> (3, h, w) float32, ImageNet-normalised."""
+    t = torch.as_tensor(np.require(rgb, requirements=('C', 'W'))).permute(2, 0, 1).float().div_(255)
+    return (t - _MEAN) / _STD
+
+
+def prepare_image(image: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (3, h, w) model input."""
+    return normalize(resize_image(image, size))
+
+
+def prepare_target(labels: np.ndarray, palette: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """(H, W) labels 0..K -> (3, h, w) model input: resized with nearest, drawn in palette colours, normalised."""
+    return normalize(palette[resize_labels(labels, size)])
+
+
+def denormalize(painted: torch.Tensor) -> torch.Tensor:
+    """(..., 3, h, w) ImageNet-normalised -> (..., 3, h, w) RGB in [0, 255] (clipped as the official code does)."""
+    mean, std = _MEAN.to(painted.device), _STD.to(painted.device)
+    return ((painted * std + mean) * 255).clamp_(0, 255)
+
+
+def painted_to_labels(painted: torch.Tensor, palette: np.ndarray, out_size: tuple[int, int],
+                      upsample: Upsample = "nearest") -> torch.Tensor:
+    """Decode painted query halves to label maps at the original size.
+
+    Args:
+        painted: (Q, 3, h, w) ImageNet-normalised model output.
+        palette: (K+1, 3) colours of background + K labels.
+        out_size: (H, W) of the original frames.
+    Returns:
+        (Q, H, W) int64 labels 0..K, on ``painted``'s device.
+    """
+    rgb = denormalize(painted.float())
+    if upsample == "bilinear":
+        rgb = F.interpolate(rgb, size=out_size, mode="bilinear", align_corners=False)
+        return rgb_to_labels(rgb.permute(0, 2, 3, 1), palette)
+    labels = rgb_to_labels(rgb.permute(0, 2, 3, 1), palette)
+    if labels.shape[-2:] == tuple(out_size):
+        return labels
+    # torch's legacy "nearest" (src = floor(dst * scale)), exactly what the official code applies to the RGB output.
+    return F.interpolate(labels[:, None].float(), size=out_size, mode="nearest")[:, 0].long()

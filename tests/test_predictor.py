@@ -1,0 +1,80 @@
+"""The image API (``SegGPTPredictor.segment``) against transformers' processor + model + post-processing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from seggpt_core.errors import InputError
+from seggpt_core.model import PRESETS
+from seggpt_core.predictor import Prompt, SegGPTPredictor
+from tests.hf_reference import random_pair, transformers
+
+TINY = PRESETS["test-tiny"]
+
+
+def random_image(rng, h, w):
+    return rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def blob_labels(rng, h, w, k):
+    labels = np.zeros((h, w), np.uint8)
+    for i in range(1, k + 1):
+        y, x = rng.integers(0, h - h // 3), rng.integers(0, w - w // 3)
+        labels[y:y + h // 3, x:x + w // 3] = i
+    return labels
+
+
+@pytest.fixture(scope="module")
+def models():
+    hf, ours = random_pair(TINY, seed=11)
+    with torch.no_grad():  # a stronger head so random weights paint several palette colours, not one grey
+        for head in (hf.decoder.decoder_pred.head, ours.decoder_pred[3]):
+            head.weight.mul_(40)
+    return hf, SegGPTPredictor(ours, device="cpu", dtype="fp32")
+
+
+def hf_segment(hf, prompts, query, k):
+    proc = transformers.SegGptImageProcessor(size={"height": TINY.half_size[0], "width": TINY.half_size[1]})
+    inputs = proc(images=[query] * len(prompts), prompt_images=[p.image for p in prompts],
+                  prompt_masks=[p.labels for p in prompts], num_labels=k, return_tensors="pt")
+    with torch.no_grad():
+        out = hf(**inputs, feature_ensemble=len(prompts) > 1)
+    return proc.post_process_semantic_segmentation(out, target_sizes=[query.shape[:2]], num_labels=k)[0].numpy()
+
+
+def test_one_prompt_matches_transformers_pipeline(models):
+    hf, predictor = models
+    rng = np.random.default_rng(0)
+    prompt = Prompt(random_image(rng, 50, 70), blob_labels(rng, 50, 70, 3))
+    queries = [random_image(rng, 41, 33), random_image(rng, 90, 120)]
+    ours = predictor.segment([prompt], queries)
+    for q, labels in zip(queries, ours):
+        ref = hf_segment(hf, [prompt], q, 3)
+        assert labels.shape == q.shape[:2] and labels.dtype == np.uint8
+        assert len(np.unique(ref)) > 1  # the oracle paints more than one label
+        assert (labels == ref).mean() > 0.999
+
+
+def test_errors_are_input_errors(models):
+    _, predictor = models
+    rng = np.random.default_rng(1)
+    image = random_image(rng, 20, 20)
+    with pytest.raises(InputError, match="mask size"):
+        predictor.segment([Prompt(image, np.zeros((10, 10), np.uint8))], [image])
+    with pytest.raises(InputError, match="empty"):
+        predictor.segment([Prompt(image, np.zeros((20, 20), np.uint8))], [image])
+    with pytest.raises(InputError, match="at least one prompt"):
+        predictor.segment([], [image])
+
+
+def test_spatial_ensemble_runs_one_grid_prompt(models):
+    _, predictor = models
+    rng = np.random.default_rng(2)
+    prompts = [Prompt(random_image(rng, 30, 30), blob_labels(rng, 30, 30, 2)) for _ in range(3)]
+    images, targets = predictor._spatial_prompt(prompts, np.array([[0, 0, 0], [255, 255, 255], [255, 255, 127]],
+                                                                   np.uint8))
+    assert images.shape == (1, 3, *TINY.half_size) and targets.shape == images.shape
+    out = predictor.segment(prompts, [random_image(rng, 25, 35)], ensemble="spatial")
+    assert out[0].shape == (25, 35) and out[0].max() <= 2
