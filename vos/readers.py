@@ -1,0 +1,334 @@
+"""Frame sources: video files, frame folders and live iterators, all streamed.
+
+Every source is an iterable of ``Frame(index, name, rgb)`` with ``rgb`` a (H, W, 3) uint8 RGB array that the consumer
+owns (never a view into a shared buffer, so holding a few frames never pins a whole decoded chunk). Decoding runs on a
+background thread a bounded number of items ahead, so it overlaps the model and memory stays flat however long the
+video is: a source never holds more than ``prefetch + 2`` chunks (video files) or ``prefetch + 2`` frames (folders,
+iterators). Stopping early (``break``, an exception, ``close()`` on the iterator) stops and joins that thread.
+
+Bad input raises ``InputError`` with one line naming the file and the fix: at construction when it can be seen up
+front (missing path, unreadable video, no frames, mixed frame sizes), and while iterating otherwise (a video that is
+truncated part way, a live frame of the wrong shape).
+"""
+
+from __future__ import annotations
+
+import queue
+import re
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import NamedTuple, TypeVar
+
+import numpy as np
+from PIL import Image
+
+from seggpt_core.errors import InputError
+
+#: Extensions read as video files through decord (anything else that decord opens works too).
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".webm", ".mov")
+#: Extensions read as frames inside a frame folder.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+T = TypeVar("T")
+
+
+class Frame(NamedTuple):
+    """One decoded frame: position in the stream, output name (file stem or ``%05d``), (H, W, 3) uint8 RGB."""
+
+    index: int
+    name: str
+    rgb: np.ndarray
+
+
+def frame_name(index: int) -> str:
+    """Output name of frame ``index`` when the input has no names of its own (video files, live streams)."""
+    return f"{index:05d}"
+
+
+def natural_key(name: str) -> tuple:
+    """Sort key that orders digit runs by value: ``frame2`` before ``frame10``, ``9.jpg`` before ``10.jpg``."""
+    parts = re.split(r"(\d+)", name)
+    return tuple((0, int(p), p) if p.isdigit() else (1, p.lower(), p) for p in parts if p), name
+
+
+class _Failure:
+    """An exception raised on the producer thread, carried through the queue to be re-raised by the consumer."""
+
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+_END = object()
+
+
+def prefetch(items: Iterable[T], depth: int, *, name: str = "prefetch") -> Iterator[T]:
+    """Iterate ``items`` on a background thread, at most ``depth`` items ahead of the consumer.
+
+    Exceptions from ``items`` re-raise in the consumer at the point they happened in the stream. When the consumer
+    stops early (the returned generator is closed or collected), the producer stops at its next item and is joined, and
+    ``items`` is closed if it is a generator, so no thread or decoder outlives the loop.
+    """
+    if depth < 1:
+        raise ValueError(f"prefetch depth must be >= 1, got {depth}")
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        iterator = iter(items)
+        try:
+            for item in iterator:
+                if not put(item):
+                    return
+            put(_END)
+        except BaseException as error:  # noqa: BLE001 - handed to the consumer, which re-raises it
+            put(_Failure(error))
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name=name, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = slots.get()
+            if item is _END:
+                return
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+class FrameSource:
+    """Base of all frame sources: an iterable of ``Frame`` plus what is known about the stream.
+
+    Attributes: ``name`` (the video's name, used for output folders), ``size`` ((H, W), None for a live stream until
+    its first frame), ``num_frames`` (None for a live stream), ``fps`` (None when unknown).
+    ``len(source)`` works when ``num_frames`` is known and raises TypeError otherwise, like any iterator.
+    """
+
+    name: str
+    size: tuple[int, int] | None = None
+    num_frames: int | None = None
+    fps: float | None = None
+
+    def __iter__(self) -> Iterator[Frame]:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        if self.num_frames is None:
+            raise TypeError(f"live source {self.name!r} has no length")
+        return self.num_frames
+
+
+class VideoFileSource(FrameSource):
+    """A video file decoded with decord in chunks of ``chunk_size`` frames, ``prefetch`` chunks ahead.
+
+    Each chunk is one ``get_batch`` call on consecutive indices (no seeking), so the frames equal those of a full
+    sequential decode. Frame names are ``%05d`` of the index.
+    """
+
+    def __init__(self, path: str | Path, *, chunk_size: int = 16, prefetch: int = 2, name: str | None = None):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise InputError(f"{self.path}: video file does not exist; check the path")
+        self.chunk_size = chunk_size
+        self.prefetch = prefetch
+        self.name = name or self.path.stem
+        reader = self._open()
+        self.num_frames = len(reader)
+        if self.num_frames == 0:
+            raise InputError(f"{self.path}: video has no frames; give a video with at least one frame")
+        first = self._decode(reader, 0, 1)[0]
+        self.size = first.shape[:2]
+        fps = float(reader.get_avg_fps())
+        self.fps = fps if fps > 0 else None
+
+    def _open(self):
+        import decord
+
+        try:
+            return decord.VideoReader(str(self.path), ctx=decord.cpu(0))
+        except (RuntimeError, decord.DECORDError) as error:
+            raise InputError(f"{self.path}: cannot open as a video ({_one_line(error)}); the file is unreadable or "
+                             "truncated: re-encode it (e.g. ffmpeg -i IN -c:v libx264 OUT.mp4) or give a frame "
+                             "folder") from None
+
+    def _decode(self, reader, start: int, stop: int) -> np.ndarray:
+        """Frames [start, stop) as one (N, H, W, 3) uint8 array."""
+        import decord
+
+        try:
+            return reader.get_batch(list(range(start, stop))).asnumpy()
+        except (RuntimeError, decord.DECORDError) as error:
+            raise InputError(f"{self.path}: decoding failed in frames {start}..{stop - 1} of {self.num_frames} "
+                             f"({_one_line(error)}); the video is truncated or corrupt: re-encode or re-download "
+                             "it") from None
+
+    def _chunks(self) -> Iterator[list[np.ndarray]]:
+        reader = self._open()
+        for start in range(0, self.num_frames, self.chunk_size):
+            chunk = self._decode(reader, start, min(start + self.chunk_size, self.num_frames))
+            # Own copies: a frame kept by the consumer must not pin its whole chunk.
+            yield [frame.copy() for frame in chunk]
+
+    def __iter__(self) -> Iterator[Frame]:
+        index = 0
+        for chunk in prefetch(self._chunks(), self.prefetch, name=f"decode:{self.name}"):
+            for rgb in chunk:
+                yield Frame(index, frame_name(index), rgb)
+                index += 1
+
+
+class FrameFolderSource(FrameSource):
+    """A folder of images (jpg, jpeg, png, bmp), in natural order of file names; frame names are the file stems.
+
+    All image headers are checked up front, so a folder with mixed sizes fails before any work is done.
+    """
+
+    def __init__(self, path: str | Path, *, prefetch: int = 4, name: str | None = None):
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise InputError(f"{self.path}: frame folder does not exist; check the path")
+        self.prefetch = prefetch
+        self.name = name or self.path.name
+        self.files = sorted((p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
+                            key=lambda p: natural_key(p.name))
+        if not self.files:
+            raise InputError(f"{self.path}: no frames (no {'/'.join(s[1:] for s in IMAGE_SUFFIXES)} files); give a "
+                             "folder of frame images or a video file")
+        self.names = [p.stem for p in self.files]
+        if len(set(self.names)) != len(self.names):
+            dup = next(n for n in self.names if self.names.count(n) > 1)
+            raise InputError(f"{self.path}: two frames named {dup!r} with different extensions; keep one of them")
+        self.num_frames = len(self.files)
+        self.size = self._check_sizes()
+
+    def _check_sizes(self) -> tuple[int, int]:
+        size = None
+        for p in self.files:
+            try:
+                with Image.open(p) as im:
+                    hw = (im.height, im.width)
+            except OSError as error:
+                raise InputError(f"{p}: cannot read image ({_one_line(error)}); replace or remove it") from None
+            if size is None:
+                size = hw
+            elif hw != size:
+                raise InputError(f"{p}: frame is {hw[1]}x{hw[0]} but {self.files[0].name} is {size[1]}x{size[0]}; "
+                                 "all frames of a video must have one size")
+        return size
+
+    def _read(self) -> Iterator[np.ndarray]:
+        for p in self.files:
+            try:
+                with Image.open(p) as im:
+                    yield np.asarray(im.convert("RGB"))
+            except OSError as error:
+                raise InputError(f"{p}: cannot read image ({_one_line(error)}); replace or remove it") from None
+
+    def __iter__(self) -> Iterator[Frame]:
+        for index, rgb in enumerate(prefetch(self._read(), self.prefetch, name=f"read:{self.name}")):
+            yield Frame(index, self.names[index], rgb)
+
+
+class IteratorSource(FrameSource):
+    """Live frames from any iterable of (H, W, 3) uint8 RGB arrays (or PIL images), or from a ``cv2.VideoCapture``.
+
+    A ``VideoCapture`` is read until ``read()`` fails and its BGR frames are turned into RGB. The stream can be
+    iterated once; ``size`` is set by the first frame and every later frame must match it.
+    """
+
+    def __init__(self, frames: Iterable | object, *, name: str = "stream", fps: float | None = None,
+                 prefetch: int = 2):
+        self.name = name
+        self.prefetch = prefetch
+        self._started = False
+        if _is_capture(frames):
+            self._frames: Iterable = _capture_frames(frames)
+            if fps is None:
+                import cv2
+
+                fps = float(frames.get(cv2.CAP_PROP_FPS)) or None
+        else:
+            self._frames = frames
+            if hasattr(frames, "__len__"):
+                self.num_frames = len(frames)
+        self.fps = fps
+
+    def _checked(self, index: int, frame) -> np.ndarray:
+        if isinstance(frame, Image.Image):
+            frame = frame.convert("RGB")
+        rgb = np.asarray(frame)
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise InputError(f"{self.name}: frame {index} is a {rgb.dtype} array of shape {rgb.shape}; give "
+                             "(H, W, 3) uint8 RGB frames")
+        if self.size is None:
+            self.size = rgb.shape[:2]
+        elif rgb.shape[:2] != self.size:
+            raise InputError(f"{self.name}: frame {index} is {rgb.shape[1]}x{rgb.shape[0]} but the stream started "
+                             f"at {self.size[1]}x{self.size[0]}; all frames must have one size")
+        return rgb
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self._started:
+            raise InputError(f"{self.name}: a live stream can be read only once; open the source again")
+        self._started = True
+        for index, frame in enumerate(prefetch(self._frames, self.prefetch, name=f"stream:{self.name}")):
+            yield Frame(index, frame_name(index), self._checked(index, frame))
+
+
+def open_source(source: str | Path | Iterable, *, name: str | None = None) -> FrameSource:
+    """The right ``FrameSource`` for a video file path, a frame folder path, a ``cv2.VideoCapture`` or an iterable."""
+    if isinstance(source, FrameSource):
+        return source
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if path.is_dir():
+            return FrameFolderSource(path, name=name)
+        if path.is_file():
+            return VideoFileSource(path, name=name)
+        raise InputError(f"{path}: does not exist; give a video file ({', '.join(s[1:] for s in VIDEO_SUFFIXES)}) "
+                         "or a folder of frames")
+    if _is_capture(source) or isinstance(source, Iterable):
+        return IteratorSource(source, name=name or "stream")
+    raise InputError(f"cannot read frames from a {type(source).__name__}; give a video path, a frame folder, a "
+                     "cv2.VideoCapture or an iterable of (H, W, 3) uint8 RGB arrays")
+
+
+def _is_capture(obj) -> bool:
+    return hasattr(obj, "read") and hasattr(obj, "isOpened") and callable(obj.read)
+
+
+def _capture_frames(capture) -> Iterator[np.ndarray]:
+    import cv2
+
+    while True:
+        ok, bgr = capture.read()
+        if not ok:
+            return
+        yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _one_line(error: BaseException, limit: int = 160) -> str:
+    """An exception's message squeezed onto one short line (decord's carry multi-line C++ traces)."""
+    text = " ".join(re.sub(r"\[[\d:]+\] \S+:\d+: ", "", str(error)).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def prefetched(source: Iterable[T], transform: Callable[[T], object], depth: int = 2) -> Iterator[object]:
+    """``transform(item)`` for each item, computed on a background thread ``depth`` items ahead (e.g. resizing)."""
+    return prefetch((transform(item) for item in source), depth, name="transform")
