@@ -42,23 +42,23 @@ def labels_to_rgb(labels: np.ndarray, palette: np.ndarray) -> np.ndarray:
     return palette[labels]
 
 
-def rgb_to_labels(rgb, palette: np.ndarray):
-    """Nearest palette colour of each pixel: (..., 3) float or uint8 RGB in 0..255 -> (...) int64 labels.
+def palette_scores(rgb, palette: np.ndarray):
+    """How close each pixel is to each palette colour: (..., 3) RGB in 0..255 -> (..., K+1) scores, higher = closer.
 
-    Works on numpy arrays and torch tensors alike (torch stays on its device); ties go to the lower label, so a pixel
-    exactly between black and white is background, as in the HF port.
+    score_c = 2 x.c - |c|^2 = |x|^2 - |x - c|^2: the negated squared distance up to a per-pixel constant, so the
+    argmax is the nearest colour (ties to the lower label, as in the HF port), and the score is affine in the colour,
+    so interpolating scores equals scoring interpolated colours. Works on numpy arrays and torch tensors (torch stays
+    on its device).
     """
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a dependency, but keep the numpy path importable
-        torch = None
-    if torch is not None and isinstance(rgb, torch.Tensor):
-        pal = torch.as_tensor(palette, dtype=torch.float32, device=rgb.device)
-        x = rgb.float()
-        # |x - c|^2 = |x|^2 - 2 x.c + |c|^2; |x|^2 is the same for every colour, so it can be dropped.
-        score = x @ pal.T * -2 + (pal * pal).sum(1)
-        return score.argmin(-1)
-    x = np.asarray(rgb, np.float32)
-    pal = palette.astype(np.float32)
-    score = x @ pal.T * -2 + (pal * pal).sum(1)
-    return score.argmin(-1)
+    if isinstance(rgb, np.ndarray):
+        pal = palette.astype(np.float32)
+        return rgb.astype(np.float32) @ pal.T * 2 - (pal * pal).sum(1)
+    import torch
+
+    pal = torch.as_tensor(palette, dtype=torch.float32, device=rgb.device)
+    return rgb.float() @ pal.T * 2 - (pal * pal).sum(1)
+
+
+def rgb_to_labels(rgb, palette: np.ndarray):
+    """Nearest palette colour of each pixel: (..., 3) RGB in 0..255 -> (...) int64 labels (numpy or torch)."""
+    return palette_scores(rgb, palette).argmax(-1)

@@ -21,7 +21,8 @@ from .checkpoint import DEFAULT_MODEL
 from .errors import InputError
 from .model import SegGPT, SegType
 from .palette import build_palette
-from .transforms import Upsample, painted_to_labels, prepare_image, prepare_target, resize_image, resize_labels
+from .transforms import (Upsample, painted_scores, prepare_image, prepare_target, resize_image, resize_labels,
+                         scores_to_labels)
 
 DType = Literal["fp32", "bf16", "fp16"]
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -129,7 +130,8 @@ class SegGPTPredictor:
         out = []
         for q in queries:
             painted = self.paint(images, targets, self.prepare_image(q)[None])
-            out.append(painted_to_labels(painted, palette, q.shape[:2], upsample)[0].to(torch.uint8).cpu().numpy())
+            _, labels = scores_to_labels(painted_scores(painted, palette), q.shape[:2], upsample)
+            out.append(labels[0].to(torch.uint8).cpu().numpy())
         return out
 
     def _spatial_prompt(self, prompts: Sequence[Prompt], palette: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .model import IMAGENET_MEAN, IMAGENET_STD
-from .palette import rgb_to_labels
+from .palette import palette_scores
 
 Upsample = Literal["nearest", "bilinear"]
 
@@ -29,14 +29,14 @@ def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """(H, W, 3) uint8 -> (h, w, 3) uint8 with PIL bicubic (the official and HF pre-processing)."""
     if image.shape[:2] == tuple(size):
         return image
-    return np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.BICUBIC))
+    return np.array(Image.fromarray(image).resize((size[1], size[0]), Image.BICUBIC))
 
 
 def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """(H, W) integer labels -> (h, w) with PIL nearest (as the official code resizes targets)."""
     if labels.shape == tuple(size):
         return labels
-    return np.asarray(Image.fromarray(labels.astype(np.uint8)).resize((size[1], size[0]), Image.NEAREST))
+    return np.array(Image.fromarray(labels.astype(np.uint8)).resize((size[1], size[0]), Image.NEAREST))
 
 
 def normalize(rgb: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -61,23 +61,22 @@ def denormalize(painted: torch.Tensor) -> torch.Tensor:
     return ((painted * std + mean) * 255).clamp_(0, 255)
 
 
-def painted_to_labels(painted: torch.Tensor, palette: np.ndarray, out_size: tuple[int, int],
-                      upsample: Upsample = "nearest") -> torch.Tensor:
-    """Decode painted query halves to label maps at the original size.
+def painted_scores(painted: torch.Tensor, palette: np.ndarray) -> torch.Tensor:
+    """(Q, 3, h, w) ImageNet-normalised model output -> (Q, K+1, h, w) palette scores (higher = closer colour)."""
+    return palette_scores(denormalize(painted.float()).permute(0, 2, 3, 1), palette).permute(0, 3, 1, 2)
 
-    Args:
-        painted: (Q, 3, h, w) ImageNet-normalised model output.
-        palette: (K+1, 3) colours of background + K labels.
-        out_size: (H, W) of the original frames.
-    Returns:
-        (Q, H, W) int64 labels 0..K, on ``painted``'s device.
+
+def scores_to_labels(scores: torch.Tensor, out_size: tuple[int, int], upsample: Upsample = "nearest"
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Labels from (Q, K+1, h, w) scores: at model resolution (Q, h, w) and at ``out_size`` (Q, H, W), int64.
+
+    "nearest" decodes at model resolution and resizes the labels with torch's legacy nearest (src = floor(dst *
+    scale)); since the argmax commutes with nearest resizing this equals the official resize-the-RGB-then-decode.
+    "bilinear" interpolates the scores (equivalently the colours, the scores being affine in them) before decoding.
     """
-    rgb = denormalize(painted.float())
+    small = scores.argmax(1)
     if upsample == "bilinear":
-        rgb = F.interpolate(rgb, size=out_size, mode="bilinear", align_corners=False)
-        return rgb_to_labels(rgb.permute(0, 2, 3, 1), palette)
-    labels = rgb_to_labels(rgb.permute(0, 2, 3, 1), palette)
-    if labels.shape[-2:] == tuple(out_size):
-        return labels
-    # torch's legacy "nearest" (src = floor(dst * scale)), exactly what the official code applies to the RGB output.
-    return F.interpolate(labels[:, None].float(), size=out_size, mode="nearest")[:, 0].long()
+        return small, F.interpolate(scores, size=out_size, mode="bilinear", align_corners=False).argmax(1)
+    if small.shape[-2:] == tuple(out_size):
+        return small, small
+    return small, F.interpolate(small[:, None].float(), size=out_size, mode="nearest")[:, 0].long()

@@ -234,15 +234,23 @@ class FrameFolderSource(FrameSource):
 
     def _read(self) -> Iterator[np.ndarray]:
         for p in self.files:
-            try:
-                with Image.open(p) as im:
-                    yield np.asarray(im.convert("RGB"))
-            except OSError as error:
-                raise InputError(f"{p}: cannot read image ({_one_line(error)}); replace or remove it") from None
+            yield read_image(p)
 
     def __iter__(self) -> Iterator[Frame]:
         for index, rgb in enumerate(prefetch(self._read(), self.prefetch, name=f"read:{self.name}")):
             yield Frame(index, self.names[index], rgb)
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """One image file as (H, W, 3) uint8 RGB; a missing or unreadable file is an ``InputError`` naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: image does not exist; check the path")
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except OSError as error:
+        raise InputError(f"{path}: cannot read image ({_one_line(error)}); replace or remove it") from None
 
 
 class IteratorSource(FrameSource):

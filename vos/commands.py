@@ -1,0 +1,122 @@
+"""Subcommands over the Python API: ``segment`` (images), ``propagate`` (one video), ``run-davis`` / ``run-ytvos``
+(datasets), ``demo``. Parsers only here; every ``run`` function imports what it needs when called."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("model")
+    g.add_argument("--model", default=None,
+                   help="weights: the shipped 'seggpt-vos-small' (default), a checkpoint file or folder "
+                        "(official seggpt_vit_large.pth or HF model.safetensors), or a hub id (BAAI/seggpt-vit-large)")
+    g.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    g.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default=None,
+                   help="matmul precision (default: bf16 on GPUs and AMX CPUs, else fp32)")
+    g.add_argument("--compile", action="store_true", help="torch.compile the model (slow first frame)")
+    g.add_argument("--seg-type", choices=("instance", "semantic"), default="instance", help="SegGPT type token")
+
+
+def add_propagation_args(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("propagation")
+    g.add_argument("--context", type=int, default=7,
+                   help="previous predictions used as prompts besides the annotated frames (default 7: with the "
+                        "first frame, the paper's best 8)")
+    g.add_argument("--mode", choices=("joint", "per-object"), default="joint",
+                   help="all objects in one pass as colours (default), or one binary pass per object")
+    g.add_argument("--upsample", choices=("nearest", "bilinear"), default="nearest",
+                   help="how labels return to the frame size (nearest = official)")
+
+
+def load_predictor(args: argparse.Namespace):
+    from seggpt_core.checkpoint import DEFAULT_MODEL
+    from seggpt_core.predictor import SegGPTPredictor
+
+    return SegGPTPredictor.from_pretrained(args.model or DEFAULT_MODEL, device=args.device, dtype=args.dtype,
+                                           compile=args.compile, seg_type=args.seg_type)
+
+
+def propagation_config(args: argparse.Namespace):
+    from .session import PropagationConfig
+
+    if args.context < 0:
+        from seggpt_core.errors import InputError
+
+        raise InputError(f"--context must be >= 0, got {args.context}")
+    return PropagationConfig(context=args.context, mode=args.mode, upsample=args.upsample)
+
+
+# ------------------------------------------------------------------------------------------------------ segment
+def run_segment(args: argparse.Namespace) -> int:
+    from seggpt_core.predictor import Prompt
+    from vos.masks import load_mask
+    from vos.readers import read_image
+    from vos.writers import PalettePngWriter
+
+    if len(args.prompt_image) != len(args.prompt_mask):
+        from seggpt_core.errors import InputError
+
+        raise InputError(f"{len(args.prompt_image)} --prompt-image but {len(args.prompt_mask)} --prompt-mask; give "
+                         "one mask per prompt image")
+    prompts, palette = [], None
+    for image_path, mask_path in zip(args.prompt_image, args.prompt_mask):
+        labels, pal = load_mask(mask_path)
+        palette = palette if palette is not None else pal
+        prompts.append(Prompt(read_image(image_path), labels))
+    predictor = load_predictor(args)
+    writer = PalettePngWriter(args.output, palette=palette)
+    for path in args.input:
+        image = read_image(path)
+        labels = predictor.segment(prompts, [image], ensemble=args.ensemble, upsample=args.upsample)[0]
+        writer.write(0, Path(path).stem, labels, image)
+        print(f"{path} -> {args.output / (Path(path).stem + '.png')}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------------ propagate
+def run_propagate(args: argparse.Namespace) -> int:
+    from .pipeline import OutputSpec, run_video
+
+    masks = {0: args.masks}
+    for frame, path in args.mask_at or []:
+        masks[int(frame)] = path
+    outputs = OutputSpec(masks=args.out, overlay=args.overlay, alpha=args.alpha, rle=args.rle, numpy=args.numpy)
+    stats = run_video(load_predictor(args), args.input, masks, outputs, propagation_config(args), name=args.name)
+    where = [str(p) for p in (args.out and args.out / stats.name, args.overlay, args.alpha, args.rle, args.numpy) if p]
+    print(f"{stats.name}: {stats.frames} frames in {stats.seconds:.1f} s ({stats.fps:.2f} frames/s) -> "
+          f"{', '.join(where)}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("segment", help="segment images given in-context examples (image + mask pairs)",
+                              description="Paint the labels of the prompt masks onto each input image.")
+    p.add_argument("--prompt-image", action="append", required=True, metavar="IMAGE", help="an example image "
+                   "(repeat for several examples)")
+    p.add_argument("--prompt-mask", action="append", required=True, metavar="MASK",
+                   help="its mask: palette or label PNG, 0 = background (repeat, one per --prompt-image)")
+    p.add_argument("--input", nargs="+", required=True, metavar="IMAGE", help="images to segment")
+    p.add_argument("--output", type=Path, required=True, metavar="DIR", help="folder for <image name>.png masks")
+    p.add_argument("--ensemble", choices=("feature", "spatial"), default="feature",
+                   help="how several examples combine (default: feature ensemble, the paper's best)")
+    p.add_argument("--upsample", choices=("nearest", "bilinear"), default="nearest")
+    add_model_args(p)
+    p.set_defaults(run=run_segment)
+
+    p = subparsers.add_parser("propagate", help="track objects through one video from their first-frame masks",
+                              description="Propagate masks through a video file, a frame folder or a camera stream.")
+    p.add_argument("input", help="video file (mp4, mkv, avi, webm, mov) or folder of frames")
+    p.add_argument("--masks", required=True, metavar="PNG", help="first-frame mask (palette or label PNG)")
+    p.add_argument("--mask-at", nargs=2, action="append", metavar=("FRAME", "PNG"),
+                   help="a mask for a later frame index: new objects start there, given objects are corrected")
+    p.add_argument("--out", type=Path, metavar="DIR", help="palette PNGs in DIR/<video>/<frame>.png")
+    p.add_argument("--overlay", type=Path, metavar="MP4", help="H.264 video with the masks blended in")
+    p.add_argument("--alpha", type=Path, metavar="DIR", help="per-object alpha mattes DIR/<video>/<id>/<frame>.png")
+    p.add_argument("--rle", type=Path, metavar="JSON", help="COCO run-length-encoded masks of the whole video")
+    p.add_argument("--numpy", type=Path, metavar="DIR", help="per-frame .npy label maps")
+    p.add_argument("--name", help="video name for output folders (default: from the input path)")
+    add_model_args(p)
+    add_propagation_args(p)
+    p.set_defaults(run=run_propagate)

@@ -1,0 +1,80 @@
+"""One video end to end: session -> writers, with progress and timing. Shared by the CLI, the dataset runners and
+the demo, so all of them write the same outputs the same way."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from seggpt_core.predictor import SegGPTPredictor
+
+from .readers import FrameSource
+from .session import PropagationConfig, VideoSession
+from .writers import (AlphaMatteWriter, AsyncWriter, CocoRleWriter, FrameWriter, NumpyWriter, OverlayVideoWriter,
+                      PalettePngWriter)
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """What to write for a video. Folder outputs get a per-video sub-folder (DAVIS layout ``OUT/<video>/``)."""
+
+    masks: Path | None = None  #: palette PNGs: ``masks/<video>/<frame>.png``
+    overlay: Path | None = None  #: H.264 mp4 of the frames with the masks blended in
+    alpha: Path | None = None  #: per-object 0/255 mattes: ``alpha/<video>/<object id>/<frame>.png``
+    rle: Path | None = None  #: COCO RLE JSON for the whole video
+    numpy: Path | None = None  #: ``numpy/<video>/<frame>.npy`` label maps
+    only_frames: frozenset[str] | None = None  #: write only these frame names (YouTube-VOS); None = all
+
+    def writers(self, video: str, palette: np.ndarray | None, fps: float | None) -> list[FrameWriter]:
+        out: list[FrameWriter] = []
+        if self.masks is not None:
+            out.append(PalettePngWriter(self.masks / video, palette=palette, only_frames=self.only_frames))
+        if self.overlay is not None:
+            out.append(OverlayVideoWriter(self.overlay, fps=fps or 24.0, palette=palette))
+        if self.alpha is not None:
+            out.append(AlphaMatteWriter(self.alpha / video))
+        if self.rle is not None:
+            out.append(CocoRleWriter(self.rle, video=video))
+        if self.numpy is not None:
+            out.append(NumpyWriter(self.numpy / video))
+        return out
+
+
+@dataclass(frozen=True)
+class VideoStats:
+    name: str
+    frames: int
+    seconds: float
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds else float("nan")
+
+
+def run_video(predictor: SegGPTPredictor, video: str | Path | Iterable | FrameSource,
+              masks: Mapping[int, str | Path | np.ndarray], outputs: OutputSpec,
+              config: PropagationConfig = PropagationConfig(), *, name: str | None = None,
+              progress: bool = True) -> VideoStats:
+    """Propagate ``masks`` (frame index -> mask) through ``video`` and write ``outputs``; returns timing.
+
+    Per-frame files appear as frames finish (atomically); whole-video files (mp4, JSON) only when the video completes.
+    """
+    session = VideoSession(predictor, video, config, name=name)
+    for index, mask in sorted(masks.items()):
+        session.add_mask(index, mask)
+    source = session.source
+    start = time.perf_counter()
+    frames = 0
+    bar = tqdm(total=source.num_frames, desc=session.name, unit="frame", disable=not progress, leave=False)
+    with AsyncWriter(outputs.writers(session.name, session.palette, source.fps)) as writer:
+        for pred in session.propagate():
+            writer.put(pred.index, pred.name, pred.labels, pred.frame)
+            frames += 1
+            bar.update()
+    bar.close()
+    return VideoStats(session.name, frames, time.perf_counter() - start)

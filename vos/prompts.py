@@ -1,0 +1,72 @@
+"""The prompt buffer of video propagation: annotated frames kept for good, plus a FIFO of recent predictions.
+
+Each entry is a frame already at model resolution (normalised image on the device) with its label map as *slots*
+(``ObjectIds`` slots, 0 = background). Colours are applied only when a batch is built, because the palette depends on
+how many objects are tracked, which grows when objects appear mid-video.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from seggpt_core.model import IMAGENET_MEAN, IMAGENET_STD
+
+
+@dataclass
+class PromptFrame:
+    image: torch.Tensor  #: (3, h, w) normalised image on the model's device
+    slots: torch.Tensor  #: (h, w) int64 object slots on the same device
+
+
+class PromptBank:
+    """Permanent prompts (frames with given masks) + the last ``capacity`` predicted frames (FIFO)."""
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 0:
+            raise ValueError(f"context must be >= 0, got {capacity}")
+        self.permanent: list[PromptFrame] = []
+        self.recent: deque[PromptFrame] = deque(maxlen=capacity)
+
+    def __len__(self) -> int:
+        return len(self.permanent) + len(self.recent)
+
+    def add_permanent(self, frame: PromptFrame) -> None:
+        self.permanent.append(frame)
+
+    def push(self, frame: PromptFrame) -> None:
+        """Remember a predicted frame; the oldest falls out when the FIFO is full."""
+        self.recent.append(frame)
+
+    def frames(self) -> list[PromptFrame]:
+        """Prompts in batch order: permanent ones first (the first annotation is prompt 0), then oldest to newest."""
+        return self.permanent + list(self.recent)
+
+    def batch(self, palette: np.ndarray, only_slot: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stack the prompts for the model.
+
+        Args:
+            palette: (K+1, 3) uint8 colours of background + K slots.
+            only_slot: draw just this slot, in white on black (the per-object mode); others become background.
+        Returns:
+            images (P, 3, h, w) and targets (P, 3, h, w), both normalised, on the prompts' device.
+        """
+        frames = self.frames()
+        images = torch.stack([f.image for f in frames])
+        slots = torch.stack([f.slots for f in frames])
+        if only_slot is not None:
+            slots = (slots == only_slot).long()
+            palette = np.array([[0, 0, 0], [255, 255, 255]], np.uint8)
+        colours = normalized_palette(palette, images.device)
+        return images, colours[slots].permute(0, 3, 1, 2)
+
+
+def normalized_palette(palette: np.ndarray, device: torch.device) -> torch.Tensor:
+    """(K+1, 3) uint8 colours -> (K+1, 3) float32 in the model's ImageNet-normalised space."""
+    pal = torch.as_tensor(palette, dtype=torch.float32, device=device) / 255
+    mean = torch.tensor(IMAGENET_MEAN, device=device)
+    std = torch.tensor(IMAGENET_STD, device=device)
+    return (pal - mean) / std
