@@ -90,6 +90,29 @@ def run_propagate(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------------------ datasets
+def run_dataset(args: argparse.Namespace) -> int:
+    from .datasets import list_davis, list_youtube_vos, parse_shard, shard
+    from .runner import Worker, run_tasks
+
+    if args.command == "run-davis":
+        tasks = list_davis(args.root, split=args.split, late_objects=args.late_objects)
+    else:
+        tasks = list_youtube_vos(args.root, frames_root=args.frames_root)
+    worker = Worker.from_env()
+    if args.shard:
+        index, count = parse_shard(args.shard)
+        worker = Worker(index, count, worker.local_rank)
+    mine = shard(tasks, worker.rank, worker.world_size)
+    worker.share_cpu()
+    if args.device is None:
+        args.device = worker.device()
+    print(f"rank {worker.rank}/{worker.world_size}: {len(mine)} of {len(tasks)} videos -> {args.out}")
+    run_tasks(load_predictor(args), mine, args.out, propagation_config(args), worker=worker,
+              overwrite=args.overwrite)
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("segment", help="segment images given in-context examples (image + mask pairs)",
                               description="Paint the labels of the prompt masks onto each input image.")
@@ -120,3 +143,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_model_args(p)
     add_propagation_args(p)
     p.set_defaults(run=run_propagate)
+
+    for command, help_text in (("run-davis", "propagate every sequence of a DAVIS split (DAVIS result layout)"),
+                               ("run-ytvos", "propagate every video of a YouTube-VOS split (submission layout)")):
+        p = subparsers.add_parser(command, help=help_text, description=help_text + ". Finished videos are skipped "
+                                  "(resume); under torchrun each rank takes its share of the videos.")
+        if command == "run-davis":
+            p.add_argument("--root", type=Path, required=True, help="DAVIS root (JPEGImages/, Annotations/, ImageSets/)")
+            p.add_argument("--split", default="val", help="ImageSets/2017/<split>.txt (default val)")
+            p.add_argument("--late-objects", action="store_true",
+                           help="also prompt objects absent from frame 0 where they first appear")
+        else:
+            p.add_argument("--root", type=Path, required=True, help="split folder, e.g. YTVOS/valid")
+            p.add_argument("--frames-root", type=Path, help="read frames from here instead (e.g. all_frames/...)")
+        p.add_argument("--out", type=Path, required=True, metavar="DIR", help="results: DIR/<video>/<frame>.png")
+        p.add_argument("--shard", metavar="i/n", help="process only shard i of n (without torchrun)")
+        p.add_argument("--overwrite", action="store_true", help="redo videos that are already complete")
+        add_model_args(p)
+        add_propagation_args(p)
+        p.set_defaults(run=run_dataset)

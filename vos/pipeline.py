@@ -59,8 +59,10 @@ class VideoStats:
 def run_video(predictor: SegGPTPredictor, video: str | Path | Iterable | FrameSource,
               masks: Mapping[int, str | Path | np.ndarray], outputs: OutputSpec,
               config: PropagationConfig = PropagationConfig(), *, name: str | None = None,
-              progress: bool = True) -> VideoStats:
+              palette: np.ndarray | None = None, progress: bool = True) -> VideoStats:
     """Propagate ``masks`` (frame index -> mask) through ``video`` and write ``outputs``; returns timing.
+
+    ``palette``: colours of the output PNGs (default: the first mask PNG's own palette, else DAVIS colours).
 
     Per-frame files appear as frames finish (atomically); whole-video files (mp4, JSON) only when the video completes.
     """
@@ -71,7 +73,7 @@ def run_video(predictor: SegGPTPredictor, video: str | Path | Iterable | FrameSo
     start = time.perf_counter()
     frames = 0
     bar = tqdm(total=source.num_frames, desc=session.name, unit="frame", disable=not progress, leave=False)
-    with AsyncWriter(outputs.writers(session.name, session.palette, source.fps)) as writer:
+    with AsyncWriter(outputs.writers(session.name, palette if palette is not None else session.palette, source.fps)) as writer:
         for pred in session.propagate():
             writer.put(pred.index, pred.name, pred.labels, pred.frame)
             frames += 1
