@@ -1,0 +1,138 @@
+"""The propagation session and its prompt bank, checked against ground-truth masks.
+
+The plumbing (id mapping, palette encoding as prompts, decoding, resizing, late objects, corrections) is checked
+with a painter whose output is known exactly: it repaints its newest prompt's mask. Its predictions must then equal
+that mask after the model-resolution round trip, computed here independently with PIL and numpy indexing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from seggpt_core.errors import InputError
+from seggpt_core.model import PRESETS, SegGPT
+from seggpt_core.predictor import SegGPTPredictor
+from vos.masks import read_label_png
+from vos.prompts import PromptBank, PromptFrame
+from vos.session import PropagationConfig, VideoSession
+
+TINY = PRESETS["test-tiny"]
+
+
+class RepaintNewestPrompt(SegGPT):
+    """A painter with a known answer: every query gets the mask of the last prompt in the batch."""
+
+    def paint(self, prompt_images, prompt_targets, query_images, seg_type="instance"):
+        return prompt_targets[-1:].expand(query_images.shape[0], -1, -1, -1).clone()
+
+
+def round_trip(labels: np.ndarray, half: tuple[int, int]) -> np.ndarray:
+    """Expected labels after PIL-nearest down to model resolution and legacy-nearest back up: source index
+    floor(dst * scale) with the scale in float32, as torch computes it."""
+    small = np.array(Image.fromarray(labels).resize((half[1], half[0]), Image.NEAREST))
+    h, w = labels.shape
+    rows = np.floor(np.arange(h, dtype=np.float32) * np.float32(half[0] / h)).astype(int)
+    cols = np.floor(np.arange(w, dtype=np.float32) * np.float32(half[1] / w)).astype(int)
+    return small[rows][:, cols]
+
+
+@pytest.fixture()
+def repaint_predictor():
+    return SegGPTPredictor(RepaintNewestPrompt(TINY), device="cpu", dtype="fp32")
+
+
+def test_late_object_and_user_ids_round_trip(shared_data, repaint_predictor):
+    root = shared_data / "davis-edge-lateobj"
+    frames = root / "JPEGImages/480p/dog-lateobj"
+    mask0, palette = read_label_png(root / "Annotations/480p/dog-lateobj/00000.png")
+    mask20, _ = read_label_png(root / "Annotations/480p/dog-lateobj/00020.png")
+    # Arbitrary user ids with gaps: 1 -> 7, 2 -> 42.
+    lut = np.zeros(256, np.uint8)
+    lut[1], lut[2] = 7, 42
+    session = VideoSession(repaint_predictor, frames, PropagationConfig(context=0))
+    session.add_mask(0, lut[mask0])
+    session.add_mask(20, lut[mask20])
+    preds = list(session.propagate())
+    assert [p.index for p in preds] == list(range(60))
+    assert preds[5].name == "00005" and preds[5].frame.shape == (480, 854, 3)
+    np.testing.assert_array_equal(preds[0].labels, lut[mask0])
+    np.testing.assert_array_equal(preds[20].labels, lut[mask20])
+    for i in (1, 19):
+        np.testing.assert_array_equal(preds[i].labels, round_trip(lut[mask0], TINY.half_size))
+    for i in (21, 59):
+        np.testing.assert_array_equal(preds[i].labels, round_trip(lut[mask20], TINY.half_size))
+    assert session.objects.ids == (7, 42)
+    assert set(np.unique(preds[30].labels)) == {0, 7, 42}
+
+
+def test_correction_replaces_only_the_given_objects(shared_data, repaint_predictor):
+    root = shared_data / "davis-mini-multi"
+    seq = root / "JPEGImages/480p/libby-x2"
+    mask0, _ = read_label_png(root / "Annotations/480p/libby-x2/00000.png")
+    session = VideoSession(repaint_predictor, seq, PropagationConfig(context=0))
+    session.add_mask(0, mask0)
+    correction = np.zeros_like(mask0)
+    correction[100:200, 100:300] = 2  # object 2 redrawn as a box; object 1 keeps its prediction
+    session.add_mask(3, correction)
+    preds = {p.index: p.labels for p in session.propagate() if p.index <= 3}
+    predicted = round_trip(mask0, TINY.half_size)
+    expected = np.where(correction > 0, 2, np.where(predicted == 2, 0, predicted))
+    np.testing.assert_array_equal(preds[3], expected)
+
+
+def test_frames_before_the_first_mask_are_background(shared_data, repaint_predictor):
+    root = shared_data / "davis-edge-lateobj"
+    mask20, _ = read_label_png(root / "Annotations/480p/dog-lateobj/00020.png")
+    session = VideoSession(repaint_predictor, root / "JPEGImages/480p/dog-lateobj", PropagationConfig(context=2))
+    session.add_mask(20, mask20)
+    preds = list(session.propagate())
+    assert all(not p.labels.any() for p in preds[:20])
+    np.testing.assert_array_equal(preds[20].labels, mask20)
+    assert preds[40].labels.any()
+
+
+def test_prompt_bank_keeps_annotations_and_a_fifo():
+    bank = PromptBank(capacity=2)
+    frame = lambda v: PromptFrame(torch.full((3, 2, 2), float(v)), torch.full((2, 2), v % 2, dtype=torch.long))
+    bank.add_permanent(frame(0))
+    for v in (1, 2, 3):
+        bank.push(frame(v))
+    assert [int(f.image[0, 0, 0]) for f in bank.frames()] == [0, 2, 3]
+    images, targets = bank.batch(np.array([[0, 0, 0], [255, 255, 255]], np.uint8))
+    assert images.shape == targets.shape == (3, 3, 2, 2)
+    # slot 1 (frame 3) is drawn white: ImageNet-normalised 255 -> (1 - mean) / std
+    assert torch.allclose(targets[2, :, 0, 0], (1 - torch.tensor([0.485, 0.456, 0.406])) / torch.tensor([0.229, 0.224, 0.225]))
+
+
+def test_real_model_runs_joint_and_per_object_modes(shared_data):
+    torch.manual_seed(0)
+    predictor = SegGPTPredictor(SegGPT(TINY), device="cpu", dtype="fp32")
+    root = shared_data / "davis-mini-multi"
+    frames = [np.asarray(Image.open(root / f"JPEGImages/480p/blackswan-x3/{i:05d}.jpg")) for i in range(4)]
+    mask0, _ = read_label_png(root / "Annotations/480p/blackswan-x3/00000.png")
+    for mode in ("joint", "per-object"):
+        session = VideoSession(predictor, iter(frames), PropagationConfig(context=2, mode=mode))
+        session.add_mask(0, mask0)
+        preds = list(session.propagate())
+        assert len(preds) == 4 and all(p.labels.shape == mask0.shape for p in preds)
+        assert set(np.unique(preds[3].labels)) <= {0, 1, 2, 3}
+
+
+@pytest.mark.parametrize("case", ["past_end", "empty", "size", "none"])
+def test_bad_masks_are_input_errors(shared_data, repaint_predictor, case):
+    root = shared_data / "davis-mini"
+    frames = root / "JPEGImages/480p/blackswan"
+    mask0, _ = read_label_png(root / "Annotations/480p/blackswan/00000.png")
+    session = VideoSession(repaint_predictor, frames)
+    with pytest.raises(InputError):
+        if case == "past_end":
+            session.add_mask(50, mask0)
+        elif case == "empty":
+            session.add_mask(0, np.zeros_like(mask0))
+        elif case == "size":
+            session.add_mask(0, mask0[:100])
+        else:
+            next(session.propagate())
