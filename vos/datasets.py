@@ -80,11 +80,11 @@ def _first_appearances(pngs: Sequence[Path], *, first_only: bool) -> tuple[dict[
     return masks, new_objects
 
 
-def _check_mask_frames(name: str, masks: dict[str, Path], frame_names: Sequence[str]) -> None:
+def _check_mask_frames(name: str, pngs: Sequence[Path], frame_names: Sequence[str]) -> None:
     known = set(frame_names)
-    for frame, png in masks.items():
-        if frame not in known:
-            raise InputError(f"{png}: annotation for frame {frame!r} but video {name} has no such frame (frames "
+    for png in pngs:
+        if png.stem not in known:
+            raise InputError(f"{png}: annotation for frame {png.stem!r} but video {name} has no such frame (frames "
                              f"{frame_names[0]}..{frame_names[-1]}); remove the PNG or add the frame")
 
 
@@ -100,11 +100,11 @@ def list_davis(root: str | Path, *, split: str = "val", year: str = "2017", reso
         frames_dir = root / "JPEGImages" / resolution / seq
         frame_names = _frame_names(frames_dir)
         pngs = _pngs(root / "Annotations" / resolution / seq)
+        _check_mask_frames(seq, pngs, frame_names)
         if not pngs or pngs[0].stem != frame_names[0]:
             raise InputError(f"{root / 'Annotations' / resolution / seq}: no mask for the first frame "
                              f"{frame_names[0]}; DAVIS needs {frame_names[0]}.png")
         masks, new_objects = _first_appearances(pngs, first_only=not late_objects)
-        _check_mask_frames(seq, masks, frame_names)
         tasks.append(VideoTask(seq, frames_dir, frame_names, masks, new_objects))
     return tasks
 
@@ -127,8 +127,9 @@ def list_youtube_vos(split_dir: str | Path, *, frames_root: str | Path | None = 
     for video_dir in sorted(p for p in annotations.iterdir() if p.is_dir()):
         vid = video_dir.name
         frame_names = _frame_names(frames_root / vid)
-        masks, new_objects = _first_appearances(_pngs(video_dir), first_only=False)
-        _check_mask_frames(vid, masks, frame_names)
+        pngs = _pngs(video_dir)
+        _check_mask_frames(vid, pngs, frame_names)
+        masks, new_objects = _first_appearances(pngs, first_only=False)
         if required is not None:
             output = required.get(vid)
             if output is None:

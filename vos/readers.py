@@ -49,7 +49,7 @@ def frame_name(index: int) -> str:
 def natural_key(name: str) -> tuple:
     """Sort key that orders digit runs by value: ``frame2`` before ``frame10``, ``9.jpg`` before ``10.jpg``."""
     parts = re.split(r"(\d+)", name)
-    return tuple((0, int(p), p) if p.isdigit() else (1, p.lower(), p) for p in parts if p), name
+    return tuple((0, int(p)) if p.isdigit() else (1, p.lower()) for p in parts if p), name
 
 
 class _Failure:

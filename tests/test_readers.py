@@ -1,0 +1,363 @@
+"""Frame sources: exact frames, bounded streaming, clean thread shutdown and one-line errors on bad input."""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import decord
+import imageio_ffmpeg
+import numpy as np
+import pytest
+from PIL import Image
+
+from seggpt_core.errors import InputError
+from vos.readers import (FrameFolderSource, IteratorSource, VideoFileSource, natural_key, open_source, prefetch,
+                         prefetched)
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DOG = DATA / "davis-mini" / "JPEGImages" / "480p" / "dog"
+needs_data = pytest.mark.skipif(not DOG.is_dir(), reason=f"shared test data not found at {DATA}")
+
+NUM_FRAMES, HEIGHT, WIDTH = 45, 72, 96
+
+
+def synthetic_frames(n: int = NUM_FRAMES, height: int = HEIGHT, width: int = WIDTH) -> list[np.ndarray]:
+    """Moving colour gradients: every frame differs, so a dropped or repeated frame shows."""
+    yy, xx = np.mgrid[:height, :width]
+    return [np.stack([(xx * 2 + 5 * t) % 256, (yy * 3 + 7 * t) % 256, ((xx + yy) + 11 * t) % 256], -1).astype(np.uint8)
+            for t in range(n)]
+
+
+def write_video(path: Path, frames: list[np.ndarray], *, codec: str = "libx264", params: list[str] | None = None):
+    height, width = frames[0].shape[:2]
+    writer = imageio_ffmpeg.write_frames(str(path), (width, height), fps=25, codec=codec, macro_block_size=2,
+                                         output_params=params or [], ffmpeg_log_level="error")
+    writer.send(None)
+    for frame in frames:
+        writer.send(np.ascontiguousarray(frame))
+    writer.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory) -> Path:
+    return write_video(tmp_path_factory.mktemp("video") / "clip.mp4", synthetic_frames())
+
+
+@pytest.fixture(scope="module")
+def faststart_video(tmp_path_factory) -> Path:
+    """H.264 with the index (moov) before the data, so a truncated copy still opens and fails while decoding."""
+    return write_video(tmp_path_factory.mktemp("video") / "fast.mp4", synthetic_frames(60, 96, 128),
+                       params=["-movflags", "+faststart"])
+
+
+def reader_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.split(":")[0] in ("decode", "read", "stream", "transform", "prefetch")]
+
+
+def wait_for_no_reader_threads(timeout: float = 5.0) -> list[threading.Thread]:
+    gc.collect()
+    deadline = time.monotonic() + timeout
+    while reader_threads() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return reader_threads()
+
+
+# --- video files ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, 16, 100])
+def test_chunked_decode_equals_full_decode(video, chunk_size):
+    full = decord.VideoReader(str(video), ctx=decord.cpu(0)).get_batch(list(range(NUM_FRAMES))).asnumpy()
+    source = VideoFileSource(video, chunk_size=chunk_size)
+    assert (source.name, source.size, len(source), source.fps) == ("clip", (HEIGHT, WIDTH), NUM_FRAMES, 25.0)
+    frames = list(source)
+    assert [f.index for f in frames] == list(range(NUM_FRAMES))
+    assert [f.name for f in frames] == [f"{i:05d}" for i in range(NUM_FRAMES)]
+    for frame, expected in zip(frames, full):
+        assert frame.rgb.dtype == np.uint8 and frame.rgb.shape == (HEIGHT, WIDTH, 3)
+        np.testing.assert_array_equal(frame.rgb, expected)
+    # Lossy, but the decoded video is the one that was written.
+    assert np.abs(frames[30].rgb.astype(int) - synthetic_frames()[30]).mean() < 6
+
+
+def test_video_frames_do_not_pin_their_chunk(video):
+    frame = next(iter(VideoFileSource(video, chunk_size=16)))
+    assert frame.rgb.base is None or frame.rgb.base.nbytes == frame.rgb.nbytes
+
+
+def test_video_source_can_be_read_twice(video):
+    source = VideoFileSource(video, chunk_size=8)
+    first = [f.rgb for f in source]
+    second = [f.rgb for f in source]
+    assert len(first) == len(second) == NUM_FRAMES
+    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+
+
+@pytest.mark.parametrize("stop", ["break", "exception", "close"])
+def test_early_stop_leaves_no_thread(video, stop):
+    source = VideoFileSource(video, chunk_size=4, prefetch=2)
+    frames = iter(source)
+    if stop == "break":
+        for frame in frames:
+            if frame.index == 5:
+                break
+        del frames
+    elif stop == "exception":
+        with pytest.raises(RuntimeError):
+            for frame in frames:
+                if frame.index == 5:
+                    raise RuntimeError("consumer failed")
+        del frames
+    else:
+        next(frames)
+        assert reader_threads(), "the decoder thread should be running"
+        frames.close()
+    assert wait_for_no_reader_threads() == []
+
+
+def test_truncated_video_raises_input_error(faststart_video, tmp_path):
+    data = faststart_video.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) * 6 // 10])
+    with pytest.raises(InputError, match="cut.mp4") as err:
+        list(open_source(cut))
+    assert "\n" not in str(err.value) and ("truncated" in str(err.value))
+    assert wait_for_no_reader_threads() == []
+
+
+def test_decode_failure_mid_video_keeps_earlier_frames(video, monkeypatch):
+    """A video that breaks part way (decord fails on a later chunk): every frame before it arrives, then InputError."""
+    open_reader = VideoFileSource._open
+
+    def failing_open(self):
+        reader = open_reader(self)
+
+        class Failing:
+            def get_batch(self, indices):
+                if indices[0] >= 16:
+                    raise decord.DECORDError("Error while feeding the filter graph")
+                return reader.get_batch(indices)
+
+            def __getattr__(self, name):
+                return getattr(reader, name)
+
+            def __len__(self):
+                return len(reader)
+
+        return Failing()
+
+    monkeypatch.setattr(VideoFileSource, "_open", failing_open)
+    got = []
+    with pytest.raises(InputError, match=r"clip.mp4: decoding failed in frames 16\.\.23 of 45 .*truncated or corrupt"):
+        for frame in VideoFileSource(video, chunk_size=8):
+            got.append(frame.index)
+    assert got == list(range(16))
+    assert wait_for_no_reader_threads() == []
+
+
+def test_video_without_index_raises_at_open(video, tmp_path):
+    cut = tmp_path / "noindex.mp4"  # default mp4: the index is written last, so a cut file has none
+    cut.write_bytes(video.read_bytes()[: video.stat().st_size // 2])
+    with pytest.raises(InputError, match="noindex.mp4.*(unreadable or truncated)"):
+        VideoFileSource(cut)
+
+
+@pytest.mark.parametrize("content", [b"", b"not a video at all" * 50])
+def test_unreadable_video_raises_input_error(tmp_path, content):
+    path = tmp_path / "bad.mp4"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match="bad.mp4") as err:
+        open_source(path)
+    assert "\n" not in str(err.value)
+
+
+def test_nonexistent_path_raises_input_error(tmp_path):
+    with pytest.raises(InputError, match="missing.mp4.*does not exist"):
+        open_source(tmp_path / "missing.mp4")
+    with pytest.raises(InputError, match="does not exist"):
+        VideoFileSource(tmp_path / "missing.mp4")
+    with pytest.raises(InputError, match="does not exist"):
+        FrameFolderSource(tmp_path / "nofolder")
+
+
+# --- frame folders ----------------------------------------------------------------------------------------------------
+
+
+def save_frames(folder: Path, names: list[str], frames: list[np.ndarray]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, frame in zip(names, frames):
+        Image.fromarray(frame).save(folder / name)
+    return folder
+
+
+@needs_data
+def test_folder_reads_davis_frames_exactly():
+    source = open_source(DOG)
+    assert isinstance(source, FrameFolderSource)
+    assert (source.name, source.size, len(source)) == ("dog", (480, 854), 60)
+    frames = list(source)
+    assert [f.name for f in frames] == [f"{i:05d}" for i in range(60)]
+    for i in (0, 33, 59):
+        np.testing.assert_array_equal(frames[i].rgb, np.asarray(Image.open(DOG / f"{i:05d}.jpg").convert("RGB")))
+
+
+def test_natural_sort_any_names(tmp_path):
+    names = ["frame10.png", "frame2.png", "frame1.png", "Frame3.png", "frame100.png", "frame20.jpg"]
+    frames = synthetic_frames(len(names), 8, 8)
+    folder = save_frames(tmp_path / "f", names, frames)
+    (folder / "notes.txt").write_text("not a frame")
+    source = FrameFolderSource(folder)
+    assert source.names == ["frame1", "frame2", "Frame3", "frame10", "frame20", "frame100"]
+    got = {f.name: f.index for f in source}
+    assert got == {n: i for i, n in enumerate(source.names)}
+    assert sorted(["9.jpg", "10.jpg", "1.jpg", "09b.jpg"], key=natural_key) == ["1.jpg", "9.jpg", "09b.jpg", "10.jpg"]
+
+
+def test_folder_frames_match_pixels(tmp_path):
+    frames = synthetic_frames(5, 10, 12)
+    folder = save_frames(tmp_path / "f", [f"{i}.png" for i in range(5)], frames)
+    for frame in FrameFolderSource(folder):
+        np.testing.assert_array_equal(frame.rgb, frames[frame.index])
+
+
+def test_zero_frame_folder_raises(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="empty.*no frames"):
+        open_source(tmp_path / "empty")
+    (tmp_path / "text").mkdir()
+    (tmp_path / "text" / "readme.txt").write_text("x")
+    with pytest.raises(InputError, match="no frames"):
+        FrameFolderSource(tmp_path / "text")
+
+
+def test_mixed_sizes_name_the_first_offending_file(tmp_path):
+    frames = synthetic_frames(3, 10, 12) + synthetic_frames(1, 11, 12) + synthetic_frames(1, 10, 13)
+    folder = save_frames(tmp_path / "f", ["a1.png", "a2.png", "a3.png", "a4.png", "a5.png"], frames)
+    with pytest.raises(InputError, match=r"a4\.png: frame is 12x11 but a1\.png is 12x10"):
+        FrameFolderSource(folder)
+
+
+def test_duplicate_stems_raise(tmp_path):
+    folder = save_frames(tmp_path / "f", ["x.png", "x.jpg"], synthetic_frames(2, 8, 8))
+    with pytest.raises(InputError, match="'x'"):
+        FrameFolderSource(folder)
+
+
+def test_folder_early_stop_leaves_no_thread(tmp_path):
+    folder = save_frames(tmp_path / "f", [f"{i}.png" for i in range(20)], synthetic_frames(20, 8, 8))
+    for frame in FrameFolderSource(folder, prefetch=2):
+        if frame.index == 3:
+            break
+    assert wait_for_no_reader_threads() == []
+
+
+# --- live iterators ---------------------------------------------------------------------------------------------------
+
+
+def test_iterator_source_from_generator():
+    frames = synthetic_frames(6, 8, 10)
+    source = open_source(iter(frames))
+    assert isinstance(source, IteratorSource) and source.num_frames is None and source.size is None
+    with pytest.raises(TypeError):
+        len(source)
+    got = list(source)
+    assert [f.name for f in got] == [f"{i:05d}" for i in range(6)]
+    assert all(np.array_equal(f.rgb, e) for f, e in zip(got, frames))
+    assert source.size == (8, 10)
+    with pytest.raises(InputError, match="only once"):
+        list(source)
+
+
+def test_iterator_source_accepts_pil_and_knows_list_length():
+    frames = synthetic_frames(3, 8, 10)
+    source = IteratorSource([Image.fromarray(f) for f in frames], name="cam")
+    assert len(source) == 3 and source.name == "cam"
+    assert all(np.array_equal(f.rgb, e) for f, e in zip(source, frames))
+
+
+@pytest.mark.parametrize("bad", [np.zeros((8, 10), np.uint8), np.zeros((8, 10, 3), np.float32),
+                                 np.zeros((9, 10, 3), np.uint8)])
+def test_iterator_source_rejects_bad_frames(bad):
+    frames = synthetic_frames(2, 8, 10) + [bad]
+    got = []
+    with pytest.raises(InputError, match="stream: frame 2"):
+        for frame in IteratorSource(iter(frames)):
+            got.append(frame.index)
+    assert got == [0, 1]
+    assert wait_for_no_reader_threads() == []
+
+
+def test_video_capture_is_read_as_rgb(tmp_path):
+    red = np.zeros((32, 48, 3), np.uint8)
+    red[..., 0] = 220
+    path = write_video(tmp_path / "red.mp4", [red] * 5, codec="mpeg4")
+    capture = cv2.VideoCapture(str(path))
+    source = open_source(capture)
+    assert source.fps == pytest.approx(25.0)
+    frames = list(source)
+    assert len(frames) == 5
+    mean = frames[2].rgb.reshape(-1, 3).mean(0)
+    assert mean[0] > 180 and mean[2] < 40, f"expected red in RGB order, got channel means {mean}"
+
+
+def test_open_source_rejects_non_frames():
+    with pytest.raises(InputError, match="cannot read frames from a int"):
+        open_source(5)
+
+
+# --- prefetch ---------------------------------------------------------------------------------------------------------
+
+
+def test_prefetch_keeps_order_and_reraises_in_place():
+    def items():
+        yield from range(5)
+        raise ValueError("boom at 5")
+
+    got = []
+    with pytest.raises(ValueError, match="boom at 5"):
+        for x in prefetch(items(), 2):
+            got.append(x)
+    assert got == [0, 1, 2, 3, 4]
+
+
+def test_prefetch_runs_a_bounded_distance_ahead():
+    produced = []
+
+    def items():
+        for i in range(100):
+            produced.append(i)
+            yield i
+
+    stream = prefetch(items(), 3)
+    assert next(stream) == 0
+    time.sleep(0.3)  # give the producer every chance to run ahead
+    # one item consumed, at most 3 queued, one more produced and waiting for space
+    assert len(produced) <= 1 + 3 + 1
+    stream.close()
+    assert wait_for_no_reader_threads() == []
+
+
+def test_prefetch_closes_the_source_generator():
+    closed = threading.Event()
+
+    def items():
+        try:
+            yield from range(1000)
+        finally:
+            closed.set()
+
+    for x in prefetch(items(), 2):
+        if x == 3:
+            break
+    assert closed.wait(2.0)
+
+
+def test_prefetched_applies_transform_in_order(video):
+    means = [float(f.rgb.mean()) for f in VideoFileSource(video)]
+    assert list(prefetched(VideoFileSource(video), lambda f: float(f.rgb.mean()))) == means
+    assert wait_for_no_reader_threads() == []
