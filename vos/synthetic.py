@@ -18,19 +18,20 @@ needed for ``texture_source="mixed"``, ``"procedural"`` needs nothing beyond num
 from __future__ import annotations
 
 import functools
-import io
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Iterable, Iterator, Literal, Mapping
+from typing import BinaryIO, Callable, Iterable, Iterator, Literal, Mapping
 
 import cv2
 import numpy as np
 from PIL import Image
 
 from seggpt_core.errors import InputError
+
+from .masks import davis_palette
+from .writers import atomic_write
 
 Frame = tuple[np.ndarray, np.ndarray]
 """(image (H, W, 3) uint8 RGB, labels (H, W) uint8 with 0 = background and 1..K = objects)."""
@@ -477,7 +478,8 @@ class SyntheticVideo:
             if draw_image:
                 side = obj.texture.shape[0]
                 # texture pixel q -> unit coords (2q + 1) / side - 1 -> frame px -> crop px
-                to_crop = np.hstack([linear * (2 / side), (linear @ np.full(2, 1 / side - 1) + centre - (x0, y0))[:, None]])
+                offset = linear @ np.full(2, 1 / side - 1) + centre - (x0, y0)
+                to_crop = np.hstack([linear * (2 / side), offset[:, None]])
                 texture = cv2.warpAffine(obj.texture, to_crop, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
                                          borderMode=cv2.BORDER_REFLECT)
                 alpha = coverage.astype(np.float32) * (1 / 255)
@@ -511,36 +513,18 @@ def sample_frame_pair(rng: np.random.Generator, config: SyntheticVideoConfig = S
 # ------------------------------------------------------------------------------------------------------ DAVIS writer
 
 
-def davis_palette() -> np.ndarray:
-    """The DAVIS / PASCAL VOC palette, (256, 3) uint8: colour i spreads the bits of i over the channels' high bits."""
-    palette = np.zeros((256, 3), np.uint8)
-    for index in range(256):
-        value = index
-        for shift in range(7, -1, -1):
-            for channel in range(3):
-                palette[index, channel] |= ((value >> channel) & 1) << shift
-            value >>= 3
-    return palette
-
-
-def _write_atomic(path: Path, payload: bytes) -> None:
+def _save(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Write ``path`` atomically, creating its folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(payload)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic_write(path, write)
 
 
-def _palette_png(labels: np.ndarray) -> bytes:
-    image = Image.fromarray(labels, mode="P")
-    image.putpalette(davis_palette().ravel().tolist())
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
+def _save_frame(image_path: Path, mask_path: Path, image: np.ndarray, labels: np.ndarray, jpeg_quality: int) -> None:
+    _, jpeg = cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
+    _save(image_path, lambda file: file.write(jpeg.tobytes()))
+    mask = Image.fromarray(labels, mode="P")
+    mask.putpalette(davis_palette().ravel().tolist())
+    _save(mask_path, lambda file: mask.save(file, format="PNG"))
 
 
 def video_name(seed: int) -> str:
@@ -571,7 +555,7 @@ def write_davis_dataset(root: str | os.PathLike, videos: Mapping[str, int] | Ite
             raise InputError(f"{manifest_path}: sequence {name!r} was written with another seed or config; "
                              "write to a new root or delete that sequence")
         manifest[name] = entry
-    _write_atomic(manifest_path, json.dumps(manifest, indent=1).encode())
+    _save(manifest_path, lambda file: file.write(json.dumps(manifest, indent=1).encode()))
 
     with tqdm(total=len(named) * config.num_frames, unit="frame", disable=not progress) as bar:
         for name, seed in named.items():
@@ -580,10 +564,8 @@ def write_davis_dataset(root: str | os.PathLike, videos: Mapping[str, int] | Ite
             for t in range(len(video)):
                 image_path, mask_path = image_dir / f"{t:05d}.jpg", mask_dir / f"{t:05d}.png"
                 if not (image_path.exists() and mask_path.exists()):
-                    image, labels = video.frame(t)
-                    _, jpeg = cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
-                    _write_atomic(image_path, jpeg.tobytes())
-                    _write_atomic(mask_path, _palette_png(labels))
+                    _save_frame(image_path, mask_path, *video.frame(t), jpeg_quality)
                 bar.update()
-    _write_atomic(root / "ImageSets" / "2017" / f"{split}.txt", "".join(f"{name}\n" for name in named).encode())
+    split_list = "".join(f"{name}\n" for name in named).encode()
+    _save(root / "ImageSets" / "2017" / f"{split}.txt", lambda file: file.write(split_list))
     return list(named)
