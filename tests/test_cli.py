@@ -1,0 +1,120 @@
+"""The command line end to end: outputs on disk, resume, shards, torchrun, and one-line errors with exit 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import copy_davis_subset
+from vos.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def pngs(folder: Path) -> dict[str, np.ndarray]:
+    return {p.stem: np.array(Image.open(p)) for p in sorted(folder.glob("*.png"))}
+
+
+@pytest.fixture(scope="module")
+def small_davis(shared_data, tmp_path_factory) -> Path:
+    return copy_davis_subset(shared_data / "davis-mini-multi", tmp_path_factory.mktemp("davis"),
+                             {"blackswan-x3": 4, "libby-x2": 3})
+
+
+def test_segment_writes_palette_masks(shared_data, tiny_checkpoint, tmp_path):
+    seq = shared_data / "davis-mini/JPEGImages/480p/dog"
+    mask = shared_data / "davis-mini/Annotations/480p/dog/00000.png"
+    rc = main(["segment", "--prompt-image", str(seq / "00000.jpg"), "--prompt-mask", str(mask),
+               "--input", str(seq / "00005.jpg"), str(seq / "00009.jpg"), "--output", str(tmp_path),
+               "--model", str(tiny_checkpoint), "--dtype", "fp32"])
+    assert rc == 0
+    out = Image.open(tmp_path / "00005.png")
+    assert out.mode == "P" and out.size == (854, 480) and (tmp_path / "00009.png").is_file()
+
+
+def test_propagate_writes_every_output(shared_data, tiny_checkpoint, tmp_path, capsys):
+    root = copy_davis_subset(shared_data / "davis-mini", tmp_path / "d", {"dog": 5})
+    frames = root / "JPEGImages/480p/dog"
+    rc = main(["propagate", str(frames), "--masks", str(root / "Annotations/480p/dog/00000.png"),
+               "--out", str(tmp_path / "masks"), "--overlay", str(tmp_path / "overlay.mp4"),
+               "--alpha", str(tmp_path / "alpha"), "--rle", str(tmp_path / "dog.json"),
+               "--model", str(tiny_checkpoint), "--context", "2"])
+    assert rc == 0
+    masks = pngs(tmp_path / "masks/dog")
+    assert list(masks) == ["00000", "00001", "00002", "00003", "00004"]
+    first = np.array(Image.open(root / "Annotations/480p/dog/00000.png"))
+    np.testing.assert_array_equal(masks["00000"], first)  # the given frame is written as given
+    assert Image.open(tmp_path / "masks/dog/00003.png").getpalette()[:6] == \
+        Image.open(root / "Annotations/480p/dog/00000.png").getpalette()[:6]  # the input palette is kept
+    assert (tmp_path / "overlay.mp4").stat().st_size > 1000
+    assert (tmp_path / "alpha/dog/1/00000.png").is_file()
+    assert len(json.loads((tmp_path / "dog.json").read_text())["images"]) == 5
+    assert "5 frames" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("case", ["missing_input", "mask_size", "empty_mask", "mask_past_end", "bad_model"])
+def test_bad_input_is_one_line_and_exit_2(shared_data, tiny_checkpoint, tmp_path, capsys, case):
+    frames = shared_data / "davis-mini/JPEGImages/480p/dog"
+    mask = shared_data / "davis-mini/Annotations/480p/dog/00000.png"
+    args = ["propagate", str(frames), "--masks", str(mask), "--out", str(tmp_path), "--model", str(tiny_checkpoint)]
+    if case == "missing_input":
+        args[1] = str(tmp_path / "nope.mp4")
+    elif case == "mask_size":
+        Image.fromarray(np.ones((10, 10), np.uint8)).save(tmp_path / "small.png")
+        args[3] = str(tmp_path / "small.png")
+    elif case == "empty_mask":
+        Image.fromarray(np.zeros((480, 854), np.uint8)).save(tmp_path / "empty.png")
+        args[3] = str(tmp_path / "empty.png")
+    elif case == "mask_past_end":
+        args += ["--mask-at", "500", str(mask)]
+    else:
+        (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
+        args[-1] = str(tmp_path / "bad.pth")
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err and "error:" in err
+
+
+def test_run_davis_resumes_and_shards(small_davis, tiny_checkpoint, tmp_path, capsys):
+    common = ["--root", str(small_davis), "--model", str(tiny_checkpoint), "--context", "2"]
+    assert main(["run-davis", *common, "--out", str(tmp_path / "all")]) == 0
+    full = {seq: pngs(tmp_path / "all" / seq) for seq in ("blackswan-x3", "libby-x2")}
+    assert [len(v) for v in full.values()] == [4, 3]
+    # Interrupted run: a video with a missing frame is redone, a complete one is skipped; results are identical.
+    (tmp_path / "all/libby-x2/00002.png").unlink()
+    capsys.readouterr()
+    assert main(["run-davis", *common, "--out", str(tmp_path / "all")]) == 0
+    assert "blackswan-x3: complete, skipped" in capsys.readouterr().out
+    for name, mask in pngs(tmp_path / "all/libby-x2").items():
+        np.testing.assert_array_equal(mask, full["libby-x2"][name])
+    # Shards by hand cover each video once.
+    for i in range(2):
+        assert main(["run-davis", *common, "--out", str(tmp_path / "sharded"), "--shard", f"{i}/2"]) == 0
+    assert sorted(p.name for p in (tmp_path / "sharded").iterdir() if p.is_dir()) == ["blackswan-x3", "libby-x2"]
+    assert len(list((tmp_path / "all").glob("timing-0.jsonl"))) == 1
+
+
+def test_run_davis_under_torchrun_two_cpu_processes(small_davis, tiny_checkpoint, tmp_path):
+    out = tmp_path / "dist"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           "-m", "vos.cli", "run-davis", "--root", str(small_davis), "--out", str(out),
+           "--model", str(tiny_checkpoint), "--context", "2"]
+    result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(p.name for p in out.glob("timing-*.jsonl")) == ["timing-0.jsonl", "timing-1.jsonl"]
+    ref = tmp_path / "single"
+    assert main(["run-davis", "--root", str(small_davis), "--out", str(ref), "--model", str(tiny_checkpoint),
+                 "--context", "2"]) == 0
+    for seq in ("blackswan-x3", "libby-x2"):
+        got, want = pngs(out / seq), pngs(ref / seq)
+        assert got.keys() == want.keys()
+        for name in want:
+            np.testing.assert_array_equal(got[name], want[name])
