@@ -113,6 +113,22 @@ def run_dataset(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------------------ demo
+def run_demo_command(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    predictor = load_predictor(args)
+    print(f"model {args.model or 'seggpt-vos-small (shipped)'} on {predictor.device}, {predictor.dtype}")
+    result = run_demo(predictor, args.out, seed=args.seed, config=propagation_config(args))
+    print(f"video + ground truth : {result.data}")
+    print(f"predicted masks      : {result.masks}")
+    print(f"overlay video        : {result.overlay}")
+    print(f"speed                : {result.stats.frames} frames in {result.stats.seconds:.1f} s "
+          f"({result.stats.fps:.1f} frames/s)")
+    print(f"J&F (DAVIS protocol) : {100 * result.jf:.1f}  (J {100 * result.j:.1f}, F {100 * result.f:.1f})")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("segment", help="segment images given in-context examples (image + mask pairs)",
                               description="Paint the labels of the prompt masks onto each input image.")
@@ -143,6 +159,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_model_args(p)
     add_propagation_args(p)
     p.set_defaults(run=run_propagate)
+
+    p = subparsers.add_parser("demo", help="propagate, write and score a generated sample video (no data needed)",
+                              description="Generate a short video with ground truth, track its objects with the "
+                                          "shipped model, write masks and an overlay video, and report J&F.")
+    p.add_argument("--out", type=Path, default=Path("seggpt-vos-demo"), metavar="DIR",
+                   help="output folder (default ./seggpt-vos-demo)")
+    p.add_argument("--seed", type=int, default=None, help="video seed (default: the held-out demo seed)")
+    add_model_args(p)
+    add_propagation_args(p)
+    p.set_defaults(run=run_demo_command)
 
     for command, help_text in (("run-davis", "propagate every sequence of a DAVIS split (DAVIS result layout)"),
                                ("run-ytvos", "propagate every video of a YouTube-VOS split (submission layout)")):
