@@ -1,0 +1,106 @@
+"""``seggpt-vos eval`` (DAVIS) and ``seggpt-vos eval-ytvos`` (YouTube-VOS), also runnable as ``python -m eval``.
+
+Registration imports nothing heavy; ``eval`` never imports torch or the model, so anyone can score any method's
+results. Bad input raises ``EvalError`` (one line, exit code 2 through the CLI).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import EvalError
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--results", required=True, type=Path, help="folder with one sub-folder of PNGs per sequence")
+    parser.add_argument("--workers", type=int, default=None, help="processes (default: all cores; 1 = no pool)")
+    parser.add_argument("--davis-compat-decay", action="store_true",
+                        help="reproduce the official toolkit's uint8 Decay bins (NaN or wrong for >255 frames)")
+    parser.add_argument("--csv-dir", type=Path, default=None, help="where to write the CSVs (default: --results)")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``eval`` and ``eval-ytvos`` subcommands."""
+    davis = subparsers.add_parser(
+        "eval", help="score results on DAVIS 2017 (semi-supervised J&F)",
+        description="Score a results folder against a DAVIS 2017 root: per-object J/F Mean, Recall, Decay and their "
+                    "averages over objects. Writes global_results-<set>.csv and per-sequence_results-<set>.csv "
+                    "(recomputed every run).")
+    davis.add_argument("--davis-root", required=True, type=Path, help="folder holding ImageSets/ and Annotations/")
+    davis.add_argument("--set", default="val", dest="set_name", help="ImageSets/2017/<set>.txt (default: val)")
+    davis.add_argument("--protocol", default="davis-exact", choices=["davis-exact", "sparse"],
+                       help="davis-exact: the official protocol (default); sparse: late objects, reference frames "
+                            "excluded, last frame included")
+    _add_common(davis)
+    davis.set_defaults(run=run_davis)
+
+    ytvos = subparsers.add_parser(
+        "eval-ytvos", help="score results on YouTube-VOS ground truth, or build the submission zip",
+        description="Score results where YouTube-VOS ground truth exists (sparse protocol: objects from their first "
+                    "frame on), optionally split into seen/unseen categories; or, with --zip, package the results "
+                    "for the evaluation server.")
+    ytvos.add_argument("--split-root", required=True, type=Path, help="split folder with meta.json and Annotations/")
+    ytvos.add_argument("--train-meta", type=Path, default=None,
+                       help="training meta.json: its categories are 'seen', all others 'unseen'")
+    ytvos.add_argument("--zip", type=Path, default=None,
+                       help="build this submission zip (Annotations/<video>/<frame>.png) instead of scoring")
+    _add_common(ytvos)
+    ytvos.set_defaults(run=run_ytvos)
+
+
+def _finish(report, csv_dir: Path) -> None:
+    from .report import format_report, write_csvs
+
+    print(format_report(report))
+    for path in write_csvs(report, csv_dir):
+        print(f"wrote {path}")
+
+
+def run_davis(args: argparse.Namespace) -> int:
+    from .davis import evaluate_davis
+    from .report import remove_stale_csvs
+    from .sequence import Protocol
+
+    protocol = Protocol(args.protocol)
+    csv_dir = args.csv_dir or args.results
+    if Path(csv_dir).is_dir():
+        remove_stale_csvs(csv_dir, args.set_name, protocol)
+    report = evaluate_davis(args.davis_root, args.results, args.set_name, protocol=protocol, workers=args.workers,
+                            davis_compat=args.davis_compat_decay)
+    _finish(report, csv_dir)
+    return 0
+
+
+def run_ytvos(args: argparse.Namespace) -> int:
+    from .report import remove_stale_csvs
+    from .sequence import Protocol
+    from .ytvos import build_submission, evaluate_ytvos, overall_score, seen_categories
+
+    if args.zip is not None:
+        count = build_submission(args.split_root, args.results, args.zip)
+        print(f"wrote {args.zip} ({count} frames)")
+        return 0
+    seen = seen_categories(args.train_meta) if args.train_meta else None
+    set_name = f"ytvos-{args.split_root.name}"
+    csv_dir = args.csv_dir or args.results
+    if Path(csv_dir).is_dir():
+        remove_stale_csvs(csv_dir, set_name, Protocol.SPARSE)
+    report = evaluate_ytvos(args.split_root, args.results, seen=seen, workers=args.workers,
+                            davis_compat=args.davis_compat_decay)
+    _finish(report, csv_dir)
+    print(f"Overall (YouTube-VOS G): {overall_score(report):.3f}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry point (``python -m eval``): the same subcommands without the rest of seggpt-vos."""
+    parser = argparse.ArgumentParser(prog="python -m eval", description="DAVIS / YouTube-VOS J&F evaluation.")
+    register(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except EvalError as err:
+        print(f"{parser.prog} {args.command}: error: {err}", file=sys.stderr)
+        return 2

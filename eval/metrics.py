@@ -1,0 +1,146 @@
+"""Per-frame region similarity J and boundary F-measure, exactly as the DAVIS 2017 toolkit defines them.
+
+J is the IoU of two binary masks (1 when both are empty). F compares the masks' one-pixel boundary maps (D. Martin's
+``seg2bmap``): a boundary pixel of one mask is matched when the other mask has a boundary pixel inside the disk of
+radius ``ceil(0.008 * image diagonal)`` around it, which is what the toolkit computes by dilating each map with that
+disk. It is a dilation approximation of the BSDS correspondence, not a one-to-one match.
+
+Speed, with bit-identical results:
+
+- Every boundary pixel lies inside the union bounding box of the two masks grown by one pixel (``seg2bmap`` marks the
+  row above and the column left of an object), so everything is computed on that crop. The crop keeps one extra row
+  and column of zeros on the bottom/right so ``seg2bmap`` sees the same neighbours as in the full frame.
+- Instead of dilating whole maps, only the other map's boundary pixels are tested: the disk is the union of a few
+  rectangles (six for radius 8), and "a boundary pixel inside this rectangle" is a box sum > 0 read from one integral
+  image. Dilation costs (crop area x disk area); this costs (crop area + boundary pixels x rectangles).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+#: The DAVIS boundary tolerance, as a fraction of the image diagonal.
+BOUNDARY_FRACTION = 0.008
+
+
+def boundary_tolerance(shape: tuple[int, int], fraction: float = BOUNDARY_FRACTION) -> int:
+    """Dilation radius in pixels for an (H, W) frame: ``ceil(fraction * sqrt(H^2 + W^2))`` (8 at 854x480)."""
+    return math.ceil(fraction * np.linalg.norm(shape))
+
+
+def disk(radius: int) -> np.ndarray:
+    """(2r+1, 2r+1) uint8 footprint with ones where x^2 + y^2 <= r^2 (scikit-image's ``disk``)."""
+    offsets = np.arange(-radius, radius + 1)
+    return (offsets[:, None] ** 2 + offsets[None, :] ** 2 <= radius**2).astype(np.uint8)
+
+
+def seg2bmap(mask: np.ndarray) -> np.ndarray:
+    """(H, W) mask -> (H, W) bool boundary map, offset half a pixel towards the origin.
+
+    A pixel is boundary when it differs from its right, lower or lower-right neighbour (zero outside the image); on
+    the last row only the right neighbour counts, on the last column only the lower one, and the bottom-right pixel is
+    never boundary. So an object's boundary lies outside it on the top/left, inside on the bottom/right, and the image
+    border is never boundary (a full-frame mask has none).
+    """
+    seg = mask.astype(bool, copy=False)
+    east = np.zeros_like(seg)
+    south = np.zeros_like(seg)
+    south_east = np.zeros_like(seg)
+    east[:, :-1] = seg[:, 1:]
+    south[:-1, :] = seg[1:, :]
+    south_east[:-1, :-1] = seg[1:, 1:]
+    bmap = (seg ^ east) | (seg ^ south) | (seg ^ south_east)
+    bmap[-1, :] = seg[-1, :] ^ east[-1, :]
+    bmap[:, -1] = seg[:, -1] ^ south[:, -1]
+    bmap[-1, -1] = False
+    return bmap
+
+
+def f_measure(precision: float, recall: float) -> float:
+    """Harmonic mean 2PR/(P+R), 0 when P + R = 0 (same operation order as the toolkit, so bit-identical)."""
+    if precision + recall == 0:
+        return 0.0
+    return 2 * precision * recall / (precision + recall)
+
+
+@lru_cache(maxsize=8)
+def disk_cover(radius: int) -> tuple[tuple[int, int], ...]:
+    """(half_width, half_height) of the fewest centred rectangles whose union is ``disk(radius)``.
+
+    Row ``dy`` of the disk spans ``|dx| <= w(dy)`` with ``w`` non-increasing in ``|dy|``, so the rectangle
+    ``|dx| <= w(dy), |y| <= dy`` lies inside the disk; only the rows where ``w`` drops are needed.
+    """
+    half_widths = disk(radius)[radius:].sum(axis=1) // 2  # w(dy) for dy = 0..radius
+    return tuple((int(half_widths[dy]), dy) for dy in range(radius + 1)
+                 if dy == radius or half_widths[dy + 1] < half_widths[dy])
+
+
+def _count_matched(query: np.ndarray, target: np.ndarray, radius: int) -> int:
+    """Number of ``query`` pixels with a ``target`` pixel inside ``disk(radius)`` around them.
+
+    ``query``, ``target``: (H, W) bool maps with at least ``radius`` rows/columns of zeros on every side.
+    """
+    width = target.shape[1]
+    integral = cv2.integral(target.view(np.uint8), sdepth=cv2.CV_32S).ravel()  # (H+1)*(W+1): sums above-left
+    row = width + 1
+    corners = [offset for half_w, half_h in disk_cover(radius)
+               for offset in ((half_h + 1) * row + half_w + 1, -half_h * row + half_w + 1,
+                              (half_h + 1) * row - half_w, -half_h * row - half_w)]
+    pixels = np.flatnonzero(query)
+    sums = integral[(pixels + pixels // width)[:, None] + np.asarray(corners)].reshape(len(pixels), -1, 4)
+    in_rectangle = sums[..., 0] - sums[..., 1] - sums[..., 2] + sums[..., 3]
+    return int(np.count_nonzero((in_rectangle > 0).any(axis=1)))
+
+
+def boundary_f(pred_boundary: np.ndarray, gt_boundary: np.ndarray, radius: int) -> float:
+    """F of two (H, W) bool boundary maps with matching tolerance ``radius`` (the disk of ``disk(radius)``)."""
+    n_pred = int(np.count_nonzero(pred_boundary))
+    n_gt = int(np.count_nonzero(gt_boundary))
+    if n_pred == 0 or n_gt == 0:
+        # Toolkit table: no predicted boundary -> P=1, R=0; no GT boundary -> P=0, R=1; neither -> F=1.
+        return 1.0 if n_pred == n_gt else 0.0
+    height, width = pred_boundary.shape
+    padded = np.zeros((2, height + 2 * radius, width + 2 * radius), dtype=bool)
+    padded[0, radius:-radius, radius:-radius] = pred_boundary
+    padded[1, radius:-radius, radius:-radius] = gt_boundary
+    precision = _count_matched(padded[0], padded[1], radius) / n_pred
+    recall = _count_matched(padded[1], padded[0], radius) / n_gt
+    return f_measure(precision, recall)
+
+
+def _union_crop(gt_mask: np.ndarray, pred_mask: np.ndarray) -> tuple[slice, slice] | None:
+    """Crop holding every boundary pixel of both (H, W) bool masks plus one zero row/column below/right; None if
+    both are empty."""
+    either = np.logical_or(gt_mask, pred_mask).view(np.uint8)
+    x, y, w, h = cv2.boundingRect(either)
+    if w == 0:
+        return None
+    height, width = either.shape
+    return slice(max(y - 1, 0), min(y + h + 1, height)), slice(max(x - 1, 0), min(x + w + 1, width))
+
+
+def object_scores(gt_mask: np.ndarray, pred_mask: np.ndarray, radius: int) -> tuple[float, float]:
+    """(J, F) of one object in one frame: (H, W) bool ground truth and prediction, F tolerance ``radius`` px."""
+    crop = _union_crop(gt_mask, pred_mask)
+    if crop is None:
+        return 1.0, 1.0
+    gt, pred = gt_mask[crop], pred_mask[crop]
+    inter = np.count_nonzero(gt & pred)
+    union = np.count_nonzero(gt | pred)
+    return inter / union, boundary_f(seg2bmap(pred), seg2bmap(gt), radius)
+
+
+def frame_scores(gt_labels: np.ndarray, pred_labels: np.ndarray, object_ids: Sequence[int]) \
+        -> tuple[np.ndarray, np.ndarray]:
+    """Per-object J and F of one frame: (H, W) integer label maps -> two (len(object_ids),) float64 arrays."""
+    radius = boundary_tolerance(gt_labels.shape)
+    j = np.empty(len(object_ids))
+    f = np.empty(len(object_ids))
+    for i, object_id in enumerate(object_ids):
+        j[i], f[i] = object_scores(gt_labels == object_id, pred_labels == object_id, radius)
+    return j, f
