@@ -76,14 +76,14 @@ def run_davis(args: argparse.Namespace) -> int:
 def run_ytvos(args: argparse.Namespace) -> int:
     from .report import remove_stale_csvs
     from .sequence import Protocol
-    from .ytvos import build_submission, evaluate_ytvos, overall_score, seen_categories
+    from .ytvos import build_submission, evaluate_ytvos, overall_score, seen_categories, ytvos_set_name
 
     if args.zip is not None:
         count = build_submission(args.split_root, args.results, args.zip)
         print(f"wrote {args.zip} ({count} frames)")
         return 0
     seen = seen_categories(args.train_meta) if args.train_meta else None
-    set_name = f"ytvos-{args.split_root.name}"
+    set_name = ytvos_set_name(args.split_root)
     csv_dir = args.csv_dir or args.results
     if Path(csv_dir).is_dir():
         remove_stale_csvs(csv_dir, set_name, Protocol.SPARSE)

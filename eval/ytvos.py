@@ -65,6 +65,11 @@ def _results_root(results_dir: Path) -> Path:
     return nested if nested.is_dir() else results_dir
 
 
+def ytvos_set_name(split_root: Path) -> str:
+    """Set name in reports and CSV names: ``ytvos-<split folder>``, e.g. ``global_results-ytvos-train-sparse.csv``."""
+    return f"ytvos-{Path(split_root).name}"
+
+
 def overall_score(report: Report) -> float:
     """YouTube-VOS's overall G = mean(J_seen, F_seen, J_unseen, F_unseen); the object average without categories."""
     if {"seen", "unseen"} <= report.groups.keys():
@@ -101,7 +106,7 @@ def evaluate_ytvos(split_root: str | Path, results_dir: str | Path, *, seen: fro
     if not objects:
         raise EvalError(f"{split_root / 'Annotations'} has no ground truth beyond each object's reference frame (the "
                         "valid/test ground truth is private); build the submission zip with --zip instead")
-    return Report("YouTube-VOS", split_root.name, Protocol.SPARSE, davis_compat, objects, GlobalScores.of(objects),
+    return Report("YouTube-VOS", ytvos_set_name(split_root), Protocol.SPARSE, davis_compat, objects, GlobalScores.of(objects),
                   _groups(objects, seen))
 
 
