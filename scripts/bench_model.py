@@ -3,7 +3,8 @@
 For P = 1 and P = 8 prompts (8 = the paper's best video setting) it times, in one process and interleaved:
   * reference: ``SegGptForImageSegmentation`` fp32, eager attention, ``feature_ensemble`` for P > 1 (its default
     path; P canvases, every one decoded);
-  * ours: deduplicated ``paint`` with bf16 matmuls and the rel-pos bias folded into SDPA (what the predictor runs);
+  * ours: deduplicated ``paint`` with the rel-pos bias folded into SDPA, in the predictor's compute dtype (what the
+    predictor runs);
 and reports the speed-up (median of per-round ratios), the output difference of our bf16 path against the fp32
 reference (mean |diff| / std of the reference output), and the TFLOP/s our path achieves on the FLOPs it actually
 performs (counted with ``torch.utils.flop_counter``) against the bf16 matmul peak measured here.
@@ -25,6 +26,7 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from seggpt_core.checkpoint import to_official_keys  # noqa: E402
 from seggpt_core.model import SegGPT, SegGPTConfig  # noqa: E402
+from seggpt_core.predictor import default_dtype  # noqa: E402
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -65,11 +67,14 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--dtype", choices=("bf16", "fp16"), default="bf16")
+    ap.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default=None,
+                    help="our compute dtype (default: what the predictor picks for the device: bf16 on GPUs and on "
+                         "CPUs with AMX/AVX-512 bf16, fp32 on CPUs that would emulate bf16)")
     ap.add_argument("--compile", action="store_true", help="also time our path under torch.compile")
     ap.add_argument("--no-reference", action="store_true", help="skip transformers (GPU frames/s table only)")
     args = ap.parse_args()
     device = torch.device(args.device)
+    args.dtype = args.dtype or default_dtype(device)
     torch.manual_seed(0)
 
     import transformers
@@ -88,8 +93,10 @@ def main() -> None:
         del hf
 
     peak = matmul_peak(DTYPES[args.dtype], device)
-    print(f"device {device} ({torch.get_num_threads()} threads), torch {torch.__version__}, "
-          f"{args.dtype} matmul peak {peak:.2f} TFLOP/s")
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), "?") if device.type == "cpu" else torch.cuda.get_device_name()
+    print(f"device {device} [{cpu}] ({torch.get_num_threads()} threads), torch {torch.__version__}, "
+          f"{args.dtype} matmul peak {peak:.3f} TFLOP/s", flush=True)
     rows = []
     for n_prompts in args.prompts:
         g = torch.Generator().manual_seed(n_prompts)
@@ -134,7 +141,7 @@ def main() -> None:
         for r in rows:
             print(f"| {r['P']} | {r['ours_s']:.4f} | {1 / r['ours_s']:.2f} | {r['tflops']:.2f} | {r['achieved']:.1f} |")
         return
-    print(f"| P | transformers fp32 eager s/frame | ours ({args.dtype}, dedup, SDPA) s/frame | speed-up | "
+    print(f"| P | transformers fp32 eager s/frame | ours ({args.dtype}, dedup, SDPA{', compiled' if args.compile else ''}) s/frame | speed-up | "
           f"mean abs diff / std | max abs diff | TFLOP/frame (ours) | achieved TFLOP/s | of {args.dtype} peak |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
