@@ -13,9 +13,17 @@ from pathlib import Path
 from .errors import EvalError
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results", required=True, type=Path, help="folder with one sub-folder of PNGs per sequence")
-    parser.add_argument("--workers", type=int, default=None, help="processes (default: all cores; 1 = no pool)")
+    parser.add_argument("--workers", type=_positive_int, default=None,
+                        help="processes (default: all cores; 1 = no pool)")
     parser.add_argument("--davis-compat-decay", action="store_true",
                         help="reproduce the official toolkit's uint8 Decay bins (NaN or wrong for >255 frames)")
     parser.add_argument("--csv-dir", type=Path, default=None, help="where to write the CSVs (default: --results)")

@@ -77,9 +77,11 @@ class Report:
     def describe_mode(self) -> str:
         """One line naming the protocol and Decay mode that produced every number in this report."""
         line = f"{self.dataset} {self.set_name}, protocol {self.protocol.value}, Decay {self.decay_mode}"
-        if self.protocol is Protocol.DAVIS_EXACT and not self.decay_deviations():
-            line += " (identical to the official davis2017-evaluation toolkit)"
         deviating = self.decay_deviations()
+        if self.protocol is Protocol.DAVIS_EXACT and not deviating:
+            line += " (identical to the official davis2017-evaluation toolkit)"
+        if self.protocol is Protocol.SPARSE:
+            line += " (reference frames excluded, last frame included: not comparable with DAVIS-exact numbers)"
         if deviating:
             line += (f"; Decay of {len(deviating)} object(s) with >255 frames differs from the official toolkit, "
                      "whose uint8 bins give NaN or wrong frames there")

@@ -245,3 +245,23 @@ def test_cross_check_with_the_official_toolkit_when_installed(data, tmp_path):
     assert official["J"]["D"] == [o.j_stats.decay for o in ours.objects]
     assert official["F"]["M"] == [o.f_stats.mean for o in ours.objects]
     assert official["F"]["D"] == [o.f_stats.decay for o in ours.objects]
+
+
+def test_id_gaps_become_always_empty_objects_like_the_toolkit(tmp_path):
+    gt = np.zeros((20, 30), np.uint8)
+    gt[5:15, 5:20] = 3  # only id 3: the toolkit makes objects 1, 2 (never present) and 3
+    root = make_davis_root(tmp_path / "root", {"gap": [gt] * 5})
+    for t in range(5):
+        write_png(tmp_path / "results" / "gap" / f"{t:05d}.png", np.zeros_like(gt))
+    report = evaluate_davis(root, tmp_path / "results", workers=1)
+    assert [(o.name, o.j_stats.mean, o.f_stats.mean) for o in report.objects] == \
+        [("gap_1", 1.0, 1.0), ("gap_2", 1.0, 1.0), ("gap_3", 0.0, 0.0)]
+
+
+def test_python_dash_m_eval_stands_alone(tmp_path):
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "eval", "eval", "--davis-root", str(tmp_path), "--results",
+                          str(tmp_path)], capture_output=True, text=True)
+    assert run.returncode == 2 and run.stderr.count("\n") == 1 and "ImageSets/2017/val.txt is missing" in run.stderr

@@ -1,0 +1,122 @@
+"""Benchmark: ``eval/`` vs vos-benchmark (single process) on the davis-mini sets, same results, same machine, one run.
+
+For each set, both evaluators score identical result folders (copied to a temporary directory, since both write a CSV
+beside the results); per-object J-Mean and F-Mean must be identical, then the best-of-N wall times are compared.
+vos-benchmark runs with ``num_processes=1``; ``eval/`` runs with all cores (``--workers``) and, for reference, with
+one worker. Sets: ``davis-mini`` with the official OSVOS results, and ``davis-mini-multi`` with deterministic
+perturbed results (eroded / shifted / one object dropped / noisy frames), since it ships none.
+
+    python scripts/bench_eval.py [--data ../shared/data] [--repeat 3] [--workers N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from eval.davis import evaluate_davis  # noqa: E402
+from eval.masks import encode_labels_png  # noqa: E402
+from eval.report import write_csvs  # noqa: E402
+
+
+def perturbed_results(gt_root: Path, out: Path) -> Path:
+    """Deterministic imperfect predictions for every frame of every sequence of ``gt_root``."""
+    rng = np.random.default_rng(0)
+    for seq_dir in sorted((gt_root / "Annotations" / "480p").iterdir()):
+        for t, path in enumerate(sorted(seq_dir.glob("*.png"))):
+            labels = np.array(Image.open(path))
+            kind = t % 4
+            if kind == 0:
+                pred = np.zeros_like(labels)
+                for k in np.unique(labels)[1:]:
+                    pred[cv2.erode((labels == k).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0] = k
+            elif kind == 1:
+                pred = np.roll(labels, (6, -10), axis=(0, 1))
+            elif kind == 2:
+                pred = np.where(labels == labels.max(), 0, labels).astype(np.uint8)
+            else:
+                pred = labels.copy()
+                flip = rng.random(labels.shape) < 0.01
+                pred[flip] = rng.integers(0, int(labels.max()) + 1, size=int(flip.sum()))
+            (out / seq_dir.name).mkdir(parents=True, exist_ok=True)
+            (out / seq_dir.name / path.name).write_bytes(encode_labels_png(pred))
+    return out
+
+
+def time_ours(davis_root: Path, results: Path, workers: int | None):
+    start = time.perf_counter()
+    report = evaluate_davis(davis_root, results, workers=workers)
+    write_csvs(report, results)
+    return time.perf_counter() - start, report
+
+
+def time_vos_benchmark(davis_root: Path, results: Path):
+    from vos_benchmark.benchmark import benchmark
+
+    start = time.perf_counter()
+    *_, per_object = benchmark([str(davis_root / "Annotations" / "480p")], [str(results)], strict=True,
+                               num_processes=1, verbose=False)
+    return time.perf_counter() - start, per_object[0]
+
+
+def check_identical(report, vos_objects) -> None:
+    """Per-object J-Mean and F-Mean (vos-benchmark reports them x100) must be the same floats."""
+    ours = {(o.sequence, o.object_id): (o.j_stats.mean * 100, o.f_stats.mean * 100) for o in report.objects}
+    theirs = {(seq, k): (iou[k], bf[k]) for seq, (iou, bf) in vos_objects.items() for k in iou}
+    if ours != theirs:
+        diff = {key: (ours.get(key), theirs.get(key)) for key in ours.keys() | theirs.keys()
+                if ours.get(key) != theirs.get(key)}
+        raise SystemExit(f"numbers differ: {diff}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per evaluator; the best time counts")
+    parser.add_argument("--workers", type=int, default=None, help="eval/ processes (default: all cores)")
+    args = parser.parse_args()
+    workers = args.workers or os.cpu_count() or 1
+    print(f"cores: {os.cpu_count()}, eval/ workers: {workers}, best of {args.repeat}, load average at start: "
+          f"{os.getloadavg()[0]:.2f}")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        sets = {"davis-mini + OSVOS": (args.data / "davis-mini", args.data / "davis-mini-osvos"),
+                "davis-mini-multi + perturbed": (args.data / "davis-mini-multi",
+                                                 perturbed_results(args.data / "davis-mini-multi", tmp / "multi-src"))}
+        totals = {"vos-benchmark": 0.0, "eval (all cores)": 0.0, "eval (1 worker)": 0.0}
+        for name, (davis_root, source) in sets.items():
+            results = tmp / "results" / name.split()[0]
+            shutil.copytree(source, results, ignore=shutil.ignore_patterns("*.json", "*.csv"))
+            best = {key: float("inf") for key in totals}
+            for _ in range(args.repeat):  # interleaved, so load changes hit both alike
+                seconds, vos_objects = time_vos_benchmark(davis_root, results)
+                best["vos-benchmark"] = min(best["vos-benchmark"], seconds)
+                seconds, report = time_ours(davis_root, results, workers)
+                best["eval (all cores)"] = min(best["eval (all cores)"], seconds)
+                check_identical(report, vos_objects)
+                seconds, report = time_ours(davis_root, results, 1)
+                best["eval (1 worker)"] = min(best["eval (1 worker)"], seconds)
+                check_identical(report, vos_objects)
+            frames = sum(len(o.frames) for o in report.objects)
+            print(f"\n{name}: {len(report.objects)} objects, {frames} object-frames, numbers identical")
+            for key, seconds in best.items():
+                print(f"  {key:18s} {seconds:7.3f} s  ({best['vos-benchmark'] / seconds:5.2f}x)")
+                totals[key] += seconds
+        print("\nall sets:")
+        for key, seconds in totals.items():
+            print(f"  {key:18s} {seconds:7.3f} s  ({totals['vos-benchmark'] / seconds:5.2f}x vs vos-benchmark)")
+
+
+if __name__ == "__main__":
+    main()
