@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
@@ -23,6 +23,9 @@ from .model import SegGPT, SegType
 from .palette import build_palette
 from .transforms import (Upsample, painted_scores, prepare_image, prepare_target, resize_image, resize_labels,
                          scores_to_labels)
+
+if TYPE_CHECKING:
+    from .tuning import TunedPrompt
 
 DType = Literal["fp32", "bf16", "fp16"]
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -89,8 +92,12 @@ class SegGPTPredictor:
 
     # ------------------------------------------------------------------------------------------------ tensors
     def prepare_image(self, image: np.ndarray) -> torch.Tensor:
-        """(H, W, 3) uint8 -> (3, h, w) normalised, on the device."""
-        return prepare_image(image, self.half_size).to(self.device, non_blocking=True)
+        """(H, W, 3) uint8 -> (3, h, w) normalised, on the device. On a GPU the host tensor is pinned and copied
+        asynchronously, so preparing the next frame (on the reader thread) overlaps the model."""
+        tensor = prepare_image(image, self.half_size)
+        if self.device.type == "cuda":
+            tensor = tensor.pin_memory()
+        return tensor.to(self.device, non_blocking=True)
 
     @torch.inference_mode()
     def paint(self, prompt_images: torch.Tensor, prompt_targets: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
@@ -101,32 +108,44 @@ class SegGPTPredictor:
     # ------------------------------------------------------------------------------------------------ arrays
     @torch.inference_mode()
     def segment(self, prompts: Sequence[Prompt], queries: Sequence[np.ndarray], *, num_labels: int | None = None,
-                ensemble: Literal["feature", "spatial"] = "feature", upsample: Upsample = "nearest"
-                ) -> list[np.ndarray]:
+                ensemble: Literal["feature", "spatial"] = "feature", upsample: Upsample = "nearest",
+                tuned: Sequence[TunedPrompt] = ()) -> list[np.ndarray]:
         """Label maps for ``queries`` given the in-context ``prompts``.
 
         Args:
-            prompts: one or more examples; every label of every prompt becomes a palette colour.
+            prompts: examples; every label of every prompt becomes a palette colour.
             queries: (H, W, 3) uint8 images of any sizes.
-            num_labels: the largest label (default: the largest in the prompts).
+            num_labels: the largest label (default: the largest in the prompts, or the tuned prompts' label count).
+            tuned: learned examples (in-context tuning), put before ``prompts`` in the feature ensemble; their labels
+                1..K are this call's labels 1..K.
         Returns:
             one (H, W) uint8 label map per query, at that query's resolution.
         """
-        if not prompts:
-            raise InputError("at least one prompt (image + mask) is needed")
+        if not prompts and not tuned:
+            raise InputError("at least one prompt (image + mask, or a tuned prompt) is needed")
         for i, p in enumerate(prompts):
             if p.image.shape[:2] != p.labels.shape[:2]:
                 raise InputError(f"prompt {i}: mask size {p.labels.shape[:2]} differs from its image size "
                                  f"{p.image.shape[:2]}; resize the mask to the image")
-        k = num_labels or max(int(p.labels.max()) for p in prompts)
+        k = num_labels or max([int(p.labels.max()) for p in prompts] + [t.num_labels for t in tuned])
         if k < 1:
             raise InputError("the prompt masks are empty; give at least one labelled pixel")
+        for i, t in enumerate(tuned):
+            t.check_model(self.model, source=f"tuned prompt {i}")
+            if t.num_labels != k:
+                raise InputError(f"tuned prompt {i} paints {t.num_labels} labels but this call has {k}; use masks "
+                                 "with the tuned prompt's labels")
         palette = build_palette(k)
         if ensemble == "spatial":
+            if tuned:
+                raise InputError("a tuned prompt cannot be tiled into a spatial ensemble; use the feature ensemble")
             images, targets = self._spatial_prompt(prompts, palette)
         else:
-            images = torch.stack([self.prepare_image(p.image) for p in prompts])
-            targets = torch.stack([prepare_target(p.labels, palette, self.half_size) for p in prompts])
+            images = torch.stack([t.image.to(self.device) for t in tuned]
+                                 + [self.prepare_image(p.image) for p in prompts])
+            targets = torch.stack([t.target.to(self.device) for t in tuned]
+                                  + [prepare_target(p.labels, palette, self.half_size).to(self.device)
+                                     for p in prompts])
         out = []
         for q in queries:
             painted = self.paint(images, targets, self.prepare_image(q)[None])
