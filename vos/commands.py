@@ -30,6 +30,20 @@ def add_propagation_args(parser: argparse.ArgumentParser) -> None:
                    help="how labels return to the frame size (nearest = official)")
 
 
+def add_tuned_prompt_arg(parser: argparse.ArgumentParser, role: str) -> None:
+    parser.add_argument("--prompt", type=Path, metavar="PT",
+                        help=f"a tuned prompt ('seggpt-vos tune --out PT'), {role}")
+
+
+def load_tuned_prompt(args: argparse.Namespace):
+    """The ``--prompt`` file, or None."""
+    if args.prompt is None:
+        return None
+    from seggpt_core.tuning import TunedPrompt
+
+    return TunedPrompt.load(args.prompt)
+
+
 def load_predictor(args: argparse.Namespace):
     from seggpt_core.checkpoint import DEFAULT_MODEL
     from seggpt_core.predictor import SegGPTPredictor
@@ -50,27 +64,35 @@ def propagation_config(args: argparse.Namespace):
 
 # ------------------------------------------------------------------------------------------------------ segment
 def run_segment(args: argparse.Namespace) -> int:
+    from seggpt_core.errors import InputError
     from seggpt_core.predictor import Prompt
-    from vos.masks import load_mask
+    from vos.masks import ObjectIds, load_mask
     from vos.readers import read_image
     from vos.writers import PalettePngWriter
 
-    if len(args.prompt_image) != len(args.prompt_mask):
-        from seggpt_core.errors import InputError
-
-        raise InputError(f"{len(args.prompt_image)} --prompt-image but {len(args.prompt_mask)} --prompt-mask; give "
-                         "one mask per prompt image")
+    images, masks = args.prompt_image or [], args.prompt_mask or []
+    if len(images) != len(masks):
+        raise InputError(f"{len(images)} --prompt-image but {len(masks)} --prompt-mask; give one mask per prompt "
+                         "image")
+    tuned = load_tuned_prompt(args)
+    if not images and tuned is None:
+        raise InputError("no example given; pass --prompt-image IMAGE --prompt-mask MASK, or --prompt PT")
+    # With a tuned prompt, labels are its slots (its object ids in order); without, the mask ids themselves.
+    ids = ObjectIds(tuned.label_ids) if tuned is not None else None
     prompts, palette = [], None
-    for image_path, mask_path in zip(args.prompt_image, args.prompt_mask):
+    for image_path, mask_path in zip(images, masks):
         labels, pal = load_mask(mask_path)
         palette = palette if palette is not None else pal
-        prompts.append(Prompt(read_image(image_path), labels))
+        prompts.append(Prompt(read_image(image_path), labels if ids is None else
+                              ids.to_slots(labels, source=f"{mask_path} (ids of --prompt {args.prompt})")))
     predictor = load_predictor(args)
     writer = PalettePngWriter(args.output, palette=palette)
     for path in args.input:
         image = read_image(path)
-        labels = predictor.segment(prompts, [image], ensemble=args.ensemble, upsample=args.upsample)[0]
-        writer.write(0, Path(path).stem, labels, image)
+        labels = predictor.segment(prompts, [image], ensemble=args.ensemble, upsample=args.upsample,
+                                   num_labels=len(ids) if ids is not None else None,
+                                   tuned=[tuned] if tuned is not None else [])[0]
+        writer.write(0, Path(path).stem, labels if ids is None else ids.to_ids(labels), image)
         print(f"{path} -> {args.output / (Path(path).stem + '.png')}")
     return 0
 
@@ -79,11 +101,17 @@ def run_segment(args: argparse.Namespace) -> int:
 def run_propagate(args: argparse.Namespace) -> int:
     from .pipeline import OutputSpec, run_video
 
-    masks = {0: args.masks}
+    tuned = load_tuned_prompt(args)
+    if args.masks is None and tuned is None:
+        from seggpt_core.errors import InputError
+
+        raise InputError("no example given; pass the first frame's mask (--masks PNG) or a tuned prompt (--prompt PT)")
+    masks = {0: args.masks} if args.masks is not None else {}
     for frame, path in args.mask_at or []:
         masks[int(frame)] = path
     outputs = OutputSpec(masks=args.out, overlay=args.overlay, alpha=args.alpha, rle=args.rle, numpy=args.numpy)
-    stats = run_video(load_predictor(args), args.input, masks, outputs, propagation_config(args), name=args.name)
+    stats = run_video(load_predictor(args), args.input, masks, outputs, propagation_config(args), name=args.name,
+                      tuned=tuned, tuned_source=str(args.prompt))
     where = [str(p) for p in (args.out and args.out / stats.name, args.overlay, args.alpha, args.rle, args.numpy) if p]
     print(f"{stats.name}: {stats.frames} frames in {stats.seconds:.1f} s ({stats.fps:.2f} frames/s) -> "
           f"{', '.join(where)}")
@@ -109,7 +137,7 @@ def run_dataset(args: argparse.Namespace) -> int:
         args.device = worker.device()
     print(f"rank {worker.rank}/{worker.world_size}: {len(mine)} of {len(tasks)} videos -> {args.out}")
     run_tasks(load_predictor(args), mine, args.out, propagation_config(args), worker=worker,
-              overwrite=args.overwrite)
+              overwrite=args.overwrite, tuned=load_tuned_prompt(args), tuned_source=str(args.prompt))
     return 0
 
 
@@ -132,10 +160,11 @@ def run_demo_command(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("segment", help="segment images given in-context examples (image + mask pairs)",
                               description="Paint the labels of the prompt masks onto each input image.")
-    p.add_argument("--prompt-image", action="append", required=True, metavar="IMAGE", help="an example image "
+    p.add_argument("--prompt-image", action="append", metavar="IMAGE", help="an example image "
                    "(repeat for several examples)")
-    p.add_argument("--prompt-mask", action="append", required=True, metavar="MASK",
+    p.add_argument("--prompt-mask", action="append", metavar="MASK",
                    help="its mask: palette or label PNG, 0 = background (repeat, one per --prompt-image)")
+    add_tuned_prompt_arg(p, "used with the examples or instead of them")
     p.add_argument("--input", nargs="+", required=True, metavar="IMAGE", help="images to segment")
     p.add_argument("--output", type=Path, required=True, metavar="DIR", help="folder for <image name>.png masks")
     p.add_argument("--ensemble", choices=("feature", "spatial"), default="feature",
@@ -147,7 +176,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("propagate", help="track objects through one video from their first-frame masks",
                               description="Propagate masks through a video file, a frame folder or a camera stream.")
     p.add_argument("input", help="video file (mp4, mkv, avi, webm, mov) or folder of frames")
-    p.add_argument("--masks", required=True, metavar="PNG", help="first-frame mask (palette or label PNG)")
+    p.add_argument("--masks", metavar="PNG", help="first-frame mask (palette or label PNG)")
     p.add_argument("--mask-at", nargs=2, action="append", metavar=("FRAME", "PNG"),
                    help="a mask for a later frame index: new objects start there, given objects are corrected")
     p.add_argument("--out", type=Path, metavar="DIR", help="palette PNGs in DIR/<video>/<frame>.png")
@@ -156,6 +185,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--rle", type=Path, metavar="JSON", help="COCO run-length-encoded masks of the whole video")
     p.add_argument("--numpy", type=Path, metavar="DIR", help="per-frame .npy label maps")
     p.add_argument("--name", help="video name for output folders (default: from the input path)")
+    add_tuned_prompt_arg(p, "a permanent example from frame 0, with --masks or instead of them")
     add_model_args(p)
     add_propagation_args(p)
     p.set_defaults(run=run_propagate)
@@ -185,6 +215,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--out", type=Path, required=True, metavar="DIR", help="results: DIR/<video>/<frame>.png")
         p.add_argument("--shard", metavar="i/n", help="process only shard i of n (without torchrun)")
         p.add_argument("--overwrite", action="store_true", help="redo videos that are already complete")
+        add_tuned_prompt_arg(p, "a permanent example in every video, alongside its first-frame masks")
         add_model_args(p)
         add_propagation_args(p)
         p.set_defaults(run=run_dataset)

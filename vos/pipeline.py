@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -17,6 +18,9 @@ from .readers import FrameSource
 from .session import PropagationConfig, VideoSession
 from .writers import (AlphaMatteWriter, AsyncWriter, CocoRleWriter, FrameWriter, NumpyWriter, OverlayVideoWriter,
                       PalettePngWriter)
+
+if TYPE_CHECKING:
+    from seggpt_core.tuning import TunedPrompt
 
 
 @dataclass(frozen=True)
@@ -59,14 +63,18 @@ class VideoStats:
 def run_video(predictor: SegGPTPredictor, video: str | Path | Iterable | FrameSource,
               masks: Mapping[int, str | Path | np.ndarray], outputs: OutputSpec,
               config: PropagationConfig = PropagationConfig(), *, name: str | None = None,
-              palette: np.ndarray | None = None, progress: bool = True) -> VideoStats:
+              palette: np.ndarray | None = None, progress: bool = True, tuned: TunedPrompt | None = None,
+              tuned_source: str = "tuned prompt") -> VideoStats:
     """Propagate ``masks`` (frame index -> mask) through ``video`` and write ``outputs``; returns timing.
 
     ``palette``: colours of the output PNGs (default: the first mask PNG's own palette, else DAVIS colours).
+    ``tuned``: a tuned prompt used as a permanent example alongside the masks (or instead: ``masks`` may be empty).
 
     Per-frame files appear as frames finish (atomically); whole-video files (mp4, JSON) only when the video completes.
     """
     session = VideoSession(predictor, video, config, name=name)
+    if tuned is not None:
+        session.add_prompt(tuned, source=tuned_source)
     for index, mask in sorted(masks.items()):
         session.add_mask(index, mask)
     source = session.source

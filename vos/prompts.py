@@ -2,7 +2,8 @@
 
 Each entry is a frame already at model resolution (normalised image on the device) with its label map as *slots*
 (``ObjectIds`` slots, 0 = background). Colours are applied only when a batch is built, because the palette depends on
-how many objects are tracked, which grows when objects appear mid-video.
+how many objects are tracked, which grows when objects appear mid-video. A tuned prompt (in-context tuning) is the
+exception: its target is fixed, already drawn for the label set it was tuned for.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from seggpt_core.model import IMAGENET_MEAN, IMAGENET_STD
 @dataclass
 class PromptFrame:
     image: torch.Tensor  #: (3, h, w) normalised image on the model's device
-    slots: torch.Tensor  #: (h, w) int64 object slots on the same device
+    slots: torch.Tensor | None  #: (h, w) int64 object slots on the same device (None when ``target`` is fixed)
+    target: torch.Tensor | None = None  #: (3, h, w) fixed normalised target (a tuned prompt), used as is
 
 
 class PromptBank:
@@ -51,17 +53,19 @@ class PromptBank:
         Args:
             palette: (K+1, 3) uint8 colours of background + K slots.
             only_slot: draw just this slot, in white on black (the per-object mode); others become background.
+                A fixed target is used as is.
         Returns:
             images (P, 3, h, w) and targets (P, 3, h, w), both normalised, on the prompts' device.
         """
         frames = self.frames()
         images = torch.stack([f.image for f in frames])
-        slots = torch.stack([f.slots for f in frames])
         if only_slot is not None:
-            slots = (slots == only_slot).long()
             palette = np.array([[0, 0, 0], [255, 255, 255]], np.uint8)
         colours = normalized_palette(palette, images.device)
-        return images, colours[slots].permute(0, 3, 1, 2)
+        targets = [f.target if f.target is not None
+                   else colours[f.slots if only_slot is None else (f.slots == only_slot).long()].permute(2, 0, 1)
+                   for f in frames]
+        return images, torch.stack(targets)
 
 
 def normalized_palette(palette: np.ndarray, device: torch.device) -> torch.Tensor:

@@ -14,6 +14,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,6 +25,9 @@ from .masks import load_mask
 from .pipeline import OutputSpec, VideoStats, run_video
 from .session import PropagationConfig
 from .writers import completed_frames
+
+if TYPE_CHECKING:
+    from seggpt_core.tuning import TunedPrompt
 
 
 @dataclass(frozen=True)
@@ -76,8 +80,10 @@ def prompt_masks(task: VideoTask) -> tuple[dict[int, np.ndarray], np.ndarray | N
 
 
 def run_tasks(predictor: SegGPTPredictor, tasks: Sequence[VideoTask], out: Path, config: PropagationConfig, *,
-              worker: Worker = Worker(), overwrite: bool = False, progress: bool = True) -> list[VideoStats]:
-    """Propagate every task (this worker's share must already be selected) into ``out`` in DAVIS layout."""
+              worker: Worker = Worker(), overwrite: bool = False, progress: bool = True,
+              tuned: TunedPrompt | None = None, tuned_source: str = "tuned prompt") -> list[VideoStats]:
+    """Propagate every task (this worker's share must already be selected) into ``out`` in DAVIS layout; ``tuned``
+    is a tuned prompt used in every video alongside its masks."""
     out.mkdir(parents=True, exist_ok=True)
     log = out / f"timing-{worker.rank}.jsonl"
     done = []
@@ -88,7 +94,7 @@ def run_tasks(predictor: SegGPTPredictor, tasks: Sequence[VideoTask], out: Path,
         masks, palette = prompt_masks(task)
         outputs = OutputSpec(masks=out, only_frames=task.output_frames)
         stats = run_video(predictor, task.frames_dir, masks, outputs, config, name=task.name, progress=progress,
-                          palette=palette)
+                          palette=palette, tuned=tuned, tuned_source=tuned_source)
         with open(log, "a", encoding="utf-8") as f:
             f.write(json.dumps({"video": stats.name, "frames": stats.frames, "seconds": round(stats.seconds, 3),
                                 "fps": round(stats.fps, 3), "rank": worker.rank}) + "\n")

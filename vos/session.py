@@ -5,7 +5,8 @@ the model sees the annotated frames (kept for good) plus the last ``context`` pr
 one forward pass, with every object drawn in its own palette colour (paper §4.4, done for all objects at once; the
 official demo binarises its cache and so tracks one object). A mask given at a later frame adds new objects
 (YouTube-VOS style) or corrects existing ones: its objects replace their prediction on that frame and the frame
-becomes a permanent prompt.
+becomes a permanent prompt. A tuned prompt (in-context tuning, ``add_prompt``) is a permanent prompt from frame 0 on,
+alongside the masks or instead of them.
 
     session = VideoSession(predictor, "video.mp4")
     session.add_mask(0, first_mask)            # (H, W) uint8 object ids, any ids 1..255
@@ -18,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -27,9 +28,12 @@ from seggpt_core.errors import InputError
 from seggpt_core.predictor import SegGPTPredictor
 from seggpt_core.transforms import Upsample, painted_scores, resize_labels, scores_to_labels
 
-from .masks import ObjectIds, check_mask, check_mask_frame, load_mask
+from .masks import ObjectIds, check_mask, check_mask_frame, load_mask, object_ids_in
 from .prompts import PromptBank, PromptFrame
 from .readers import FrameSource, open_source, prefetched
+
+if TYPE_CHECKING:
+    from seggpt_core.tuning import TunedPrompt
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,7 @@ class VideoSession:
         self.objects = ObjectIds()
         self.palette: np.ndarray | None = None  #: colours of the first mask PNG that had a palette (for outputs)
         self._masks: dict[int, tuple[np.ndarray, str]] = {}
+        self._tuned: tuple[TunedPrompt, str] | None = None
 
     @property
     def name(self) -> str:
@@ -92,7 +97,30 @@ class VideoSession:
                              "one object id > 0")
         if self.source.size is not None:
             check_mask(labels, frame_size=self.source.size, source=source)
+        self._check_tuned_ids(labels, source)
         self._masks[frame_index] = (labels, source)
+
+    def add_prompt(self, prompt: TunedPrompt, *, source: str = "tuned prompt") -> None:
+        """Use a tuned prompt as a permanent example from frame 0 on (first in the prompt batch).
+
+        Its objects (``prompt.label_ids``) are tracked from the start, so masks become optional; masks given too may
+        only use those ids, because the prompt's colours are fixed to its label set.
+        """
+        prompt.check_model(self.predictor.model, source=source)
+        if self.config.mode == "per-object" and prompt.num_labels > 1:
+            raise InputError(f"{source} paints {prompt.num_labels} objects in colours at once; use --mode joint")
+        self._tuned = (prompt, source)
+        for labels, mask_source in self._masks.values():
+            self._check_tuned_ids(labels, mask_source)
+
+    def _check_tuned_ids(self, labels: np.ndarray, source: str) -> None:
+        if self._tuned is None:
+            return
+        prompt, prompt_source = self._tuned
+        extra = sorted(set(object_ids_in(labels)) - set(prompt.label_ids))
+        if extra:
+            raise InputError(f"{source}: object id(s) {extra} are not in {prompt_source} (tuned for ids "
+                             f"{list(prompt.label_ids)}); tune a prompt on masks with these objects or drop --prompt")
 
     @torch.inference_mode()
     def propagate(self) -> Iterator[Prediction]:
@@ -101,9 +129,15 @@ class VideoSession:
         Frames before the first mask are all background. Memory stays bounded: only the prompt bank (at model
         resolution) and a few prefetched frames are held.
         """
-        if not self._masks:
-            raise InputError(f"{self.name}: no mask given; add the first frame's mask (add_mask / --masks)")
+        if not self._masks and self._tuned is None:
+            raise InputError(f"{self.name}: no mask given; add the first frame's mask (add_mask / --masks) or a tuned "
+                             "prompt (add_prompt / --prompt)")
         bank = PromptBank(self.config.context)
+        if self._tuned is not None:
+            prompt, _ = self._tuned
+            self.objects.add(prompt.label_ids)
+            device = self.predictor.device
+            bank.add_permanent(PromptFrame(prompt.image.to(device), None, prompt.target.to(device)))
         prepare = self.predictor.prepare_image
         frames = prefetched(self.source, lambda f: (f, prepare(f.rgb)), depth=4)
         last = -1
