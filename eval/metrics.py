@@ -119,15 +119,22 @@ def boundary_f(pred_boundary: np.ndarray, gt_boundary: np.ndarray, radius: int) 
     return f_measure(precision, recall)
 
 
-def _union_crop(gt_mask: np.ndarray, pred_mask: np.ndarray) -> tuple[slice, slice] | None:
-    """Crop holding every boundary pixel of both (H, W) bool masks plus one zero row/column below/right; None if
-    both are empty."""
-    either = np.logical_or(gt_mask, pred_mask).view(np.uint8)
-    x, y, w, h = cv2.boundingRect(either)
-    if w == 0:
+def _bounding_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(y0, y1, x0, x1), exclusive ends, of the nonzero pixels of an (H, W) bool or uint8 array; None if empty."""
+    x, y, w, h = cv2.boundingRect(mask.view(np.uint8))
+    return (y, y + h, x, x + w) if w else None
+
+
+def _union_crop(gt: np.ndarray, pred: np.ndarray) -> tuple[slice, slice] | None:
+    """Crop holding every boundary pixel of the nonzero pixels of both (H, W) arrays, plus one zero row/column
+    below/right when the image has one; None if both are empty."""
+    boxes = [box for box in (_bounding_box(gt), _bounding_box(pred)) if box is not None]
+    if not boxes:
         return None
-    height, width = either.shape
-    return slice(max(y - 1, 0), min(y + h + 1, height)), slice(max(x - 1, 0), min(x + w + 1, width))
+    height, width = gt.shape
+    y0, y1, x0, x1 = (min(b[0] for b in boxes), max(b[1] for b in boxes), min(b[2] for b in boxes),
+                      max(b[3] for b in boxes))
+    return slice(max(y0 - 1, 0), min(y1 + 1, height)), slice(max(x0 - 1, 0), min(x1 + 1, width))
 
 
 def object_scores(gt_mask: np.ndarray, pred_mask: np.ndarray, radius: int) -> tuple[float, float]:
@@ -143,10 +150,18 @@ def object_scores(gt_mask: np.ndarray, pred_mask: np.ndarray, radius: int) -> tu
 
 def frame_scores(gt_labels: np.ndarray, pred_labels: np.ndarray, object_ids: Sequence[int]) \
         -> tuple[np.ndarray, np.ndarray]:
-    """Per-object J and F of one frame: (H, W) integer label maps -> two (len(object_ids),) float64 arrays."""
+    """Per-object J and F of one frame: (H, W) integer label maps -> two (len(object_ids),) float64 arrays.
+
+    The label maps are first cropped around all objects; each object's crop inside it still holds all its boundary
+    pixels and ends on a zero row/column or the image border, so the scores are unchanged.
+    """
     radius = boundary_tolerance(gt_labels.shape)
-    j = np.empty(len(object_ids))
-    f = np.empty(len(object_ids))
+    j = np.ones(len(object_ids))
+    f = np.ones(len(object_ids))
+    crop = _union_crop(gt_labels, pred_labels)
+    if crop is None:
+        return j, f  # every object is empty in both
+    gt, pred = gt_labels[crop], pred_labels[crop]
     for i, object_id in enumerate(object_ids):
-        j[i], f[i] = object_scores(gt_labels == object_id, pred_labels == object_id, radius)
+        j[i], f[i] = object_scores(gt == object_id, pred == object_id, radius)
     return j, f
