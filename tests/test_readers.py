@@ -150,8 +150,17 @@ def test_truncated_video_yields_every_good_frame_before_the_error(faststart_vide
 def test_video_without_index_raises_at_open(video, tmp_path):
     cut = tmp_path / "noindex.mp4"  # default mp4: the index is written last, so a cut file has none
     cut.write_bytes(video.read_bytes()[: video.stat().st_size // 2])
-    with pytest.raises(InputError, match="noindex.mp4.*(unreadable or truncated)"):
+    with pytest.raises(InputError, match="noindex.mp4: cannot open as a video .*truncated"):
         VideoFileSource(cut)
+
+
+def test_zero_frame_video_raises(tmp_path):
+    writer = imageio_ffmpeg.write_frames(str(tmp_path / "zero.mp4"), (64, 48), codec="libx264", macro_block_size=2,
+                                         ffmpeg_log_level="quiet")
+    writer.send(None)
+    writer.close()  # ffmpeg still writes a (frameless) file
+    with pytest.raises(InputError, match="zero.mp4: cannot open as a video .*no frames"):
+        open_source(tmp_path / "zero.mp4")
 
 
 @pytest.mark.parametrize("content", [b"", b"not a video at all" * 50])

@@ -174,8 +174,8 @@ class VideoFileSource(FrameSource):
 
         capture = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
         if not capture.isOpened():
-            raise InputError(f"{self.path}: cannot open as a video; the file is unreadable or truncated: re-encode it "
-                             "(e.g. ffmpeg -i IN -c:v libx264 OUT.mp4) or give a frame folder")
+            raise InputError(f"{self.path}: cannot open as a video (unreadable, truncated, or no frames); re-encode "
+                             "it (e.g. ffmpeg -i IN -c:v libx264 OUT.mp4) or give a frame folder")
         return capture
 
     def _chunks(self) -> Iterator[list[np.ndarray]]:
