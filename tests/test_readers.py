@@ -321,6 +321,11 @@ def test_prefetch_keeps_order_and_reraises_in_place():
     assert got == [0, 1, 2, 3, 4]
 
 
+def test_prefetch_of_a_non_iterable_raises_instead_of_hanging():
+    with pytest.raises(TypeError):
+        list(prefetch(42, 2))
+
+
 def test_prefetch_runs_a_bounded_distance_ahead():
     produced = []
 

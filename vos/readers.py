@@ -84,8 +84,9 @@ def prefetch(items: Iterable[T], depth: int, *, name: str = "prefetch") -> Itera
         return False
 
     def produce() -> None:
-        iterator = iter(items)
+        iterator = None
         try:
+            iterator = iter(items)
             for item in iterator:
                 if not put(item):
                     return
@@ -116,7 +117,8 @@ class FrameSource:
     """Base of all frame sources: an iterable of ``Frame`` plus what is known about the stream.
 
     Attributes: ``name`` (the video's name, used for output folders), ``size`` ((H, W), None for a live stream until
-    its first frame), ``num_frames`` (None for a live stream), ``fps`` (None when unknown).
+    its first frame), ``num_frames`` (None for a live stream or a video whose header has no count), ``fps`` (None
+    when unknown).
     ``len(source)`` works when ``num_frames`` is known and raises TypeError otherwise, like any iterator.
     """
 
@@ -130,7 +132,7 @@ class FrameSource:
 
     def __len__(self) -> int:
         if self.num_frames is None:
-            raise TypeError(f"live source {self.name!r} has no length")
+            raise TypeError(f"source {self.name!r} has no known length (a live stream)")
         return self.num_frames
 
 
