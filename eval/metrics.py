@@ -48,13 +48,13 @@ def seg2bmap(mask: np.ndarray) -> np.ndarray:
     border is never boundary (a full-frame mask has none).
     """
     seg = mask.astype(bool, copy=False)
-    east = np.zeros_like(seg)
-    south = np.zeros_like(seg)
-    south_east = np.zeros_like(seg)
-    east[:, :-1] = seg[:, 1:]
-    south[:-1, :] = seg[1:, :]
-    south_east[:-1, :-1] = seg[1:, 1:]
-    bmap = (seg ^ east) | (seg ^ south) | (seg ^ south_east)
+    height, width = seg.shape
+    padded = np.zeros((height + 1, width + 1), dtype=bool)  # zeros beyond the last row/column
+    padded[:height, :width] = seg
+    east, south, south_east = padded[:height, 1:], padded[1:, :width], padded[1:, 1:]
+    bmap = seg ^ east
+    bmap |= seg ^ south
+    bmap |= seg ^ south_east
     bmap[-1, :] = seg[-1, :] ^ east[-1, :]
     bmap[:, -1] = seg[:, -1] ^ south[:, -1]
     bmap[-1, -1] = False
