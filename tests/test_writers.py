@@ -16,7 +16,7 @@ from PIL import Image
 from vos.masks import davis_palette, read_label_png
 from vos.writers import (AlphaMatteWriter, AsyncWriter, CocoRleWriter, NumpyWriter, OverlayVideoWriter,
                          PalettePngWriter, atomic_write, completed_frames, rle_decode, rle_encode, rle_from_string,
-                         rle_to_string)
+                         rle_to_string, temp_path)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -73,6 +73,16 @@ def test_killed_process_leaves_no_partial_file_and_temp_is_cleaned(tmp_path):
     assert completed_frames(target.parent) == set()
     PalettePngWriter(target.parent)
     assert leftovers(tmp_path) == []
+
+
+def test_whole_video_writers_clean_only_their_own_stale_temps(tmp_path):
+    stale = [temp_path(tmp_path / "bear.mp4"), temp_path(tmp_path / "bear.json")]
+    others = [temp_path(tmp_path / "cat.mp4"), temp_path(tmp_path / "00001.png")]
+    for p in stale + others:
+        p.write_bytes(b"partial")
+    OverlayVideoWriter(tmp_path / "bear.mp4")
+    CocoRleWriter(tmp_path / "bear.json").close(complete=False)
+    assert sorted(leftovers(tmp_path)) == sorted(others)
 
 
 # --- per-frame formats ------------------------------------------------------------------------------------------------

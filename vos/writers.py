@@ -13,6 +13,7 @@ folder already holds so runners can resume.
 
 from __future__ import annotations
 
+import glob
 import io
 import json
 import os
@@ -51,13 +52,15 @@ def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None
         raise
 
 
-def remove_stale_temps(folder: Path, suffix: str) -> None:
-    """Delete ``suffix`` temp files left in ``folder`` by a killed run (only names this module creates; other
-    suffixes are left alone, as a whole-video output may be writing its temp file in the same folder)."""
-    if folder.is_dir():
-        for p in folder.iterdir():
-            if p.name.startswith(".") and _TEMP_TAG in p.name and p.suffix == suffix and p.is_file():
-                p.unlink(missing_ok=True)
+def remove_stale_temps(folder: Path, suffix: str, stem: str | None = None) -> None:
+    """Delete temp files that a killed run left in ``folder`` for ``<stem><suffix>`` (any stem when None).
+
+    Only names this module creates are touched, and only of one suffix, as a whole-video output of another suffix may
+    be writing its temp file in the same folder.
+    """
+    pattern = f".{'*' if stem is None else glob.escape(stem)}{_TEMP_TAG}*{suffix}"
+    for p in folder.glob(pattern):
+        p.unlink(missing_ok=True)
 
 
 def completed_frames(folder: str | Path, suffix: str = ".png") -> set[str]:
@@ -200,6 +203,7 @@ class OverlayVideoWriter:
                  quality: float = 7.0, preset: str = "veryfast"):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(self.path.parent, self.path.suffix, self.path.stem)
         self.fps = fps
         self.colours = _full_palette(palette)
         self.alpha = alpha
@@ -324,6 +328,7 @@ class CocoRleWriter:
     def __init__(self, path: str | Path, *, video: str = "", compressed: bool = True):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(self.path.parent, self.path.suffix, self.path.stem)
         self.video = video
         self.compressed = compressed
         self._tmp = temp_path(self.path)
