@@ -26,8 +26,8 @@ from .errors import EvalError
 #: Value of "void" pixels in DAVIS ground truth (treated as background by the semi-supervised protocol).
 VOID_ID = 255
 
-#: PIL modes whose pixel values are the object ids.
-_INDEX_MODES = ("P", "L")
+#: PIL modes whose pixel values are the object ids ("1": a 1-bit binary mask, object id 1).
+_INDEX_MODES = ("P", "L", "1")
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -73,7 +73,7 @@ def read_labels(path: Path) -> np.ndarray:
             if image.mode not in _INDEX_MODES:
                 raise EvalError(f"{path} is a {image.mode} image; masks must be 8-bit palette or greyscale PNGs whose "
                                 "pixel values are object ids (0 = background), not colours")
-            return np.asarray(image)
+            return np.asarray(image, dtype=np.uint8)
     except FileNotFoundError:
         raise EvalError(f"{path} is missing; write one PNG per evaluated frame with the ground truth's file names") \
             from None

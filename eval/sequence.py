@@ -48,7 +48,7 @@ class SequenceJob:
     result_dir: Path
     protocol: Protocol
     davis_compat: bool = False
-    #: Ids a result may hold besides the ground truth's (objects whose ground truth is not available locally).
+    #: Ids a sparse-protocol result may hold besides the ground truth's (meta.json objects without local GT).
     extra_result_ids: frozenset[int] = frozenset()
     #: Object id -> category (YouTube-VOS meta.json), for seen/unseen splits.
     categories: dict[int, str] = field(default_factory=dict)
@@ -92,7 +92,7 @@ def _score_davis_exact(job: SequenceJob) -> list[ObjectResult]:
         raise EvalError(f"{job.gt_dir} has {len(paths)} annotated frame(s); the DAVIS protocol skips the first and "
                         "last, so it needs at least 3 (use --protocol sparse for sparse annotations)")
     object_ids = tuple(range(1, int(read_ground_truth(paths[0]).max()) + 1))
-    valid_ids = frozenset(object_ids) | job.extra_result_ids
+    valid_ids = frozenset(object_ids)
     evaluated = paths[1:-1]
     j = np.empty((len(object_ids), len(evaluated)))  # (K, T) like the toolkit, so rows are contiguous
     f = np.empty_like(j)

@@ -45,6 +45,8 @@ def test_filtered_and_odd_pngs_go_through_pil(tmp_path):
     filtered = tmp_path / "filtered.png"
     cv2.imwrite(str(filtered), labels)  # greyscale, written with PNG row filters
     assert np.array_equal(read_labels(filtered), labels)
+    Image.fromarray(labels == 1).save(tmp_path / "binary.png")  # mode "1": a 1-bit single-object mask
+    assert np.array_equal(read_labels(tmp_path / "binary.png"), (labels == 1).astype(np.uint8))
     Image.fromarray(labels.astype(np.uint16) * 300).save(tmp_path / "sixteen.png")
     with pytest.raises(EvalError, match="sixteen.png is a I;16 image"):
         read_labels(tmp_path / "sixteen.png")
