@@ -106,8 +106,8 @@ def evaluate_ytvos(split_root: str | Path, results_dir: str | Path, *, seen: fro
     if not objects:
         raise EvalError(f"{split_root / 'Annotations'} has no ground truth beyond each object's reference frame (the "
                         "valid/test ground truth is private); build the submission zip with --zip instead")
-    return Report("YouTube-VOS", ytvos_set_name(split_root), Protocol.SPARSE, davis_compat, objects, GlobalScores.of(objects),
-                  _groups(objects, seen))
+    return Report("YouTube-VOS", ytvos_set_name(split_root), Protocol.SPARSE, davis_compat, objects,
+                  GlobalScores.of(objects), _groups(objects, seen))
 
 
 def build_submission(split_root: str | Path, results_dir: str | Path, zip_path: str | Path) -> int:

@@ -5,10 +5,13 @@ its CSVs beside the results); per-object J-Mean and F-Mean must be identical, th
 vos-benchmark runs single-process (its ``VideoEvaluator`` over every video in this process, which is what its
 ``benchmark(num_processes=1)`` worker does, minus the pool); ``eval/`` runs with all cores (``--workers``) and, for
 reference, with one worker. Wall time is the headline; CPU time of the single-process runs is printed too because it
-is robust against other jobs on a shared machine. Sets: ``davis-mini`` with the official OSVOS results, and ``davis-mini-multi`` with deterministic
-perturbed results (eroded / shifted / one object dropped / noisy frames), since it ships none.
+is robust against other jobs on a shared machine. Sets: ``davis-mini`` with the official OSVOS results, and
+``davis-mini-multi`` with deterministic perturbed results (eroded / shifted / one object dropped / noisy frames), since
+it ships none.
 
-    python scripts/bench_eval.py [--data ../shared/data] [--repeat 3] [--workers N]
+    python scripts/bench_eval.py [--data ../shared/data] [--repeat 3] [--workers N] [--zlib]
+
+``--zlib`` measures the fallback PNG inflater used where the system has no libdeflate.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from eval import inflate  # noqa: E402
 from eval.davis import evaluate_davis  # noqa: E402
 from eval.masks import encode_labels_png  # noqa: E402
 from eval.report import write_csvs  # noqa: E402
@@ -88,10 +92,14 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     parser.add_argument("--repeat", type=int, default=3, help="runs per evaluator; the best time counts")
     parser.add_argument("--workers", type=int, default=None, help="eval/ processes (default: all cores)")
+    parser.add_argument("--zlib", action="store_true", help="inflate PNGs with zlib even if libdeflate is present")
     args = parser.parse_args()
+    if args.zlib:
+        inflate.inflate = inflate.zlib_inflate
     workers = args.workers or os.cpu_count() or 1
+    inflater = "zlib" if inflate.inflate is inflate.zlib_inflate else "libdeflate"
     print(f"cores: {os.cpu_count()}, eval/ workers: {workers}, best of {args.repeat}, load average at start: "
-          f"{os.getloadavg()[0]:.2f}")
+          f"{os.getloadavg()[0]:.2f}, PNG inflater: {inflater}")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         sets = {"davis-mini + OSVOS": (args.data / "davis-mini", args.data / "davis-mini-osvos"),
