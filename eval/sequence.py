@@ -16,11 +16,12 @@ In both, ground-truth void (255) is background and a result id that is not a gro
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from multiprocessing import Pool
 from pathlib import Path
 
 import cv2
@@ -157,7 +158,10 @@ def score_sequences(jobs: Sequence[SequenceJob], workers: int | None = None) -> 
         return [score_sequence(job) for job in jobs]
     order = sorted(range(len(jobs)), key=lambda i: -len(list(jobs[i].gt_dir.glob("*.png"))))
     results: list[list[ObjectResult]] = [[] for _ in jobs]
-    with Pool(workers, initializer=_init_worker) as pool:
+    # fork starts workers in milliseconds, but is unsafe once torch's thread pools exist (scoring right after
+    # inference in the same process): spawn then.
+    start = "fork" if "fork" in multiprocessing.get_all_start_methods() and "torch" not in sys.modules else "spawn"
+    with multiprocessing.get_context(start).Pool(workers, initializer=_init_worker) as pool:
         done: Iterator[tuple[int, list[ObjectResult]]] = pool.imap_unordered(_score_indexed,
                                                                               [(i, jobs[i]) for i in order])
         for i, objects in done:
