@@ -118,3 +118,23 @@ def test_run_davis_under_torchrun_two_cpu_processes(small_davis, tiny_checkpoint
         assert got.keys() == want.keys()
         for name in want:
             np.testing.assert_array_equal(got[name], want[name])
+
+
+def test_run_ytvos_writes_meta_frames_and_merges_late_objects(tiny_checkpoint, tmp_path, shared_data):
+    import zipfile
+
+    from tests.test_datasets import make_youtube_vos
+
+    split = make_youtube_vos(tmp_path / "yt")
+    out = tmp_path / "results"
+    assert main(["run-ytvos", "--root", str(split), "--out", str(out), "--model", str(tiny_checkpoint),
+                 "--frames-root", str(tmp_path / "yt/all_frames/JPEGImages"), "--context", "2"]) == 0
+    masks = pngs(out / "vid1")
+    assert list(masks) == [f"{i:05d}" for i in range(0, 30, 5)]  # only the frames meta.json asks for
+    late = np.array(Image.open(split / "Annotations/vid1/00020.png"))
+    assert ((masks["00020"] == 2) == (late == 2)).all()  # the new object as given, merged into the prediction
+    assert not (masks["00015"] == 2).any()  # ... and absent before it appears
+    assert main(["eval-ytvos", "--split-root", str(split), "--results", str(out),
+                 "--zip", str(tmp_path / "submission.zip")]) == 0
+    with zipfile.ZipFile(tmp_path / "submission.zip") as z:
+        assert sorted(z.namelist()) == [f"Annotations/vid1/{i:05d}.png" for i in range(0, 30, 5)]
