@@ -95,7 +95,23 @@ PRESETS: dict[str, SegGPTConfig] = {
     "vit-large": SegGPTConfig(),
     "test-tiny": SegGPTConfig(image_size=(64, 32), patch_size=8, embed_dim=64, depth=6, num_heads=4,
                               tap_indices=(3, 4, 5), decoder_dim=16, pretrain_image_size=32),
+    "seggpt-vos-small": SegGPTConfig(image_size=(128, 64), patch_size=8, embed_dim=128, depth=6, num_heads=4,
+                                     merge_index=1, tap_indices=(1, 3, 4, 5), decoder_dim=16, pretrain_image_size=64,
+                                     drop_path_rate=0.0),
 }
+
+
+def _derived(owner: nn.Module, name: str, params: tuple[torch.Tensor, ...], compute):
+    """``compute()``, cached on ``owner`` for inference: tables derived from parameters (the resized position
+    embedding, the gathered relative-position tables) are built once, and rebuilt only when a parameter is updated
+    in place, moved or cast. With gradients on (training) nothing is cached, so the graph reaches the parameters."""
+    if torch.is_grad_enabled():
+        return compute()
+    key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in params)
+    hit = owner.__dict__.get(name)
+    if hit is None or hit[0] != key:
+        hit = owner.__dict__[name] = (key, compute())
+    return hit[1]
 
 
 class LayerNorm2d(nn.LayerNorm):
@@ -154,8 +170,9 @@ class Attention(nn.Module):
         gh, gw = self.grid
         b, h, n, d = q.shape
         rq = q.reshape(b, h, gh, gw, d)
-        rel_h = torch.einsum("bnhwc,hkc->bnhwk", rq, self.rel_pos_h[self.rel_index_h].to(q.dtype))
-        rel_w = torch.einsum("bnhwc,wkc->bnhwk", rq, self.rel_pos_w[self.rel_index_w].to(q.dtype))
+        table_h, table_w = self.rel_tables(q.dtype)
+        rel_h = torch.einsum("bnhwc,hkc->bnhwk", rq, table_h)
+        rel_w = torch.einsum("bnhwc,wkc->bnhwk", rq, table_w)
         if impl == "eager":
             logits = (q * self.scale) @ k.transpose(-2, -1)
             logits = logits.view(b, h, gh, gw, gh, gw) + rel_h[..., :, None] + rel_w[..., None, :]
@@ -172,6 +189,11 @@ class Attention(nn.Module):
             v2 = F.pad(v, (0, gh + gw + pad))
             out = F.scaled_dot_product_attention(q2, k2, v2, scale=1.0)[..., :d]
         return rearrange(out, "b h n d -> b n (h d)")
+
+    def rel_tables(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rh (gh, gh, d) and Rw (gw, gw, d) gathered from the learned tables."""
+        return _derived(self, f"_rel_{dtype}", (self.rel_pos_h, self.rel_pos_w), lambda: (
+            self.rel_pos_h[self.rel_index_h].to(dtype), self.rel_pos_w[self.rel_index_w].to(dtype)))
 
     def forward(self, x: torch.Tensor, impl: AttentionImpl) -> torch.Tensor:
         """(B, gh, gw, C) -> attention output after ``proj``, (B, gh, gw, C)."""
@@ -323,10 +345,13 @@ class SegGPT(nn.Module):
     # ----------------------------------------------------------------------------------------------- embeddings
     def position_grid(self) -> torch.Tensor:
         """The pretrained 2-D position embedding resized (bicubic, align_corners=False) to the canvas: (gh, gw, C)."""
-        n = int((self.pos_embed.shape[1] - 1) ** 0.5)
-        grid = self.pos_embed[:, 1:].reshape(1, n, n, -1).permute(0, 3, 1, 2)
-        grid = F.interpolate(grid, size=self.config.grid, mode="bicubic", align_corners=False)
-        return grid[0].permute(1, 2, 0)
+        def compute() -> torch.Tensor:
+            n = int((self.pos_embed.shape[1] - 1) ** 0.5)
+            grid = self.pos_embed[:, 1:].reshape(1, n, n, -1).permute(0, 3, 1, 2)
+            grid = F.interpolate(grid, size=self.config.grid, mode="bicubic", align_corners=False)
+            return grid[0].permute(1, 2, 0)
+
+        return _derived(self, "_position_grid", (self.pos_embed,), compute)
 
     def type_token(self, seg_type: SegType | torch.Tensor, batch: int) -> torch.Tensor:
         """(batch, 1, 1, C): the instance or semantic token, one choice per call or one per sample (0 = semantic)."""

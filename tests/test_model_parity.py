@@ -121,3 +121,18 @@ def test_full_size_vit_large_equals_transformers():
         out = ours.paint(*inputs)
     assert sum(p.numel() for p in ours.parameters()) == 370_723_203
     torch.testing.assert_close(out, ref[:, :, cfg.half_size[0]:], atol=1e-5, rtol=0)
+
+
+def test_inference_tables_follow_weight_updates():
+    """Position and rel-pos tables are cached for inference; an in-place weight update must invalidate them."""
+    _, ours = random_pair(TINY, seed=12)
+    inputs = random_inputs(TINY, 2, seed=13)
+    with torch.no_grad():
+        before = ours.paint(*inputs)
+        ours.pos_embed.mul_(2)
+        ours.blocks[0].attn.rel_pos_h.add_(0.5)
+        after = ours.paint(*inputs)
+    with torch.enable_grad():  # the uncached (training) computation is the reference
+        ref = ours.paint(*inputs).detach()
+    assert (after - before).abs().max() > 1e-3
+    torch.testing.assert_close(after, ref, atol=1e-6, rtol=0)
