@@ -1,0 +1,110 @@
+"""Train SegGPT by in-context colouring on video frame pairs (see ``seggpt_core.training``).
+
+    python scripts/train.py --out runs/small --preset seggpt-vos-small --steps 1200 --seed 0 \\
+        --export seggpt_core/weights/seggpt-vos-small
+
+Data: procedural videos (default; seeds below 1_000_000, the rest are held out for evaluation) or, with
+``--data-root``, a DAVIS-layout or YouTube-VOS-layout training set. Rerunning the same command resumes from
+``<out>/checkpoint.pt`` and continues with exactly the losses the uninterrupted run would have had. ``<out>/loss.jsonl``
+logs the loss; ``--export`` writes the final model (safetensors + config) for ``SegGPT.from_pretrained``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from seggpt_core.training import TrainConfig
+
+    d = TrainConfig()
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", type=Path, required=True, help="run folder: checkpoint.pt, loss.jsonl, summary.json")
+    p.add_argument("--preset", default="seggpt-vos-small", help="model configuration from seggpt_core.model.PRESETS")
+    p.add_argument("--data-root", type=Path, default=None,
+                   help="DAVIS/YouTube-VOS training set root (default: procedural synthetic videos)")
+    p.add_argument("--split", default="train", help="ImageSets/2017/<split>.txt for a DAVIS layout")
+    p.add_argument("--max-gap", type=int, default=25, help="largest frame distance within a pair")
+    p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--accumulate", type=int, default=d.accumulate, help="micro-batches per optimiser step")
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--min-lr", type=float, default=d.min_lr)
+    p.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--half-mask-prob", type=float, default=d.half_mask_prob)
+    p.add_argument("--mix-context-prob", type=float, default=d.mix_context_prob)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="auto: bf16 autocast where the hardware runs bf16 fast (CUDA, AMX/AVX-512-bf16 CPUs), else fp32")
+    p.add_argument("--workers", type=int, default=d.num_workers, help="data-loader processes")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
+    p.add_argument("--stop-at", type=int, default=None, help="stop (checkpointed) after this step; rerun to continue")
+    p.add_argument("--export", type=Path, default=None, help="write the final model here (model.safetensors)")
+    p.add_argument("--no-progress", action="store_true")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    import torch
+
+    from seggpt_core.model import PRESETS, SegGPT
+    from seggpt_core.predictor import default_dtype
+    from seggpt_core.training import Trainer, TrainConfig
+    from vos.training_data import Augment, SyntheticPairs, VideoFolderPairs
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.preset not in PRESETS:
+        print(f"train: error: unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}", file=sys.stderr)
+        return 2
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    precision = args.precision if args.precision != "auto" else ("bf16" if default_dtype(device) == "bf16" else "fp32")
+    cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, accumulate=args.accumulate, lr=args.lr,
+                      min_lr=args.min_lr, warmup_steps=args.warmup_steps, weight_decay=args.weight_decay,
+                      half_mask_prob=args.half_mask_prob, mix_context_prob=args.mix_context_prob, seed=args.seed,
+                      precision=precision, num_workers=args.workers, checkpoint_every=args.checkpoint_every)
+    model_cfg = PRESETS[args.preset]
+    augment = Augment(size=model_cfg.half_size)
+    if args.data_root:
+        sampler = VideoFolderPairs(args.data_root, augment, split=args.split, max_gap=args.max_gap)
+    else:
+        sampler = SyntheticPairs(augment, max_gap=args.max_gap)
+
+    torch.manual_seed(args.seed)
+    model = SegGPT(model_cfg)
+    trainer = Trainer(model, sampler, cfg, args.out, device=device)
+    resumed = trainer.resume()
+    print(f"train: {'resumed at step ' + str(trainer.step) if resumed else 'fresh run'}; {args.preset} "
+          f"({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters), {precision}, "
+          f"{cfg.steps} steps x {cfg.batch_size} samples, {torch.get_num_threads()} threads", flush=True)
+    wall = time.perf_counter()
+    trainer.train(until=args.stop_at, progress=not args.no_progress)
+    summary = {"step": trainer.step, "steps": cfg.steps, "train_seconds": round(trainer.elapsed, 1),
+               "this_call_seconds": round(time.perf_counter() - wall, 1), "preset": args.preset,
+               "train_config": {k: v for k, v in vars(cfg).items()}, "data": str(args.data_root or "synthetic"),
+               "command": " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:])}
+    log = [json.loads(line) for line in trainer.log_path.read_text().splitlines()]
+    if log:
+        summary["final_logged_loss"] = log[-1]["loss"]
+    tmp = args.out / "summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=1) + "\n")
+    tmp.replace(args.out / "summary.json")
+    if trainer.step >= cfg.steps and args.export:
+        model.save_pretrained(args.export)
+        print(f"train: exported {args.export}")
+    print(f"train: step {trainer.step}/{cfg.steps}, {trainer.elapsed:.0f} s of training")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

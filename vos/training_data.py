@@ -1,0 +1,169 @@
+"""Training pairs from videos: two frames of one video, objects keeping their ids, augmented.
+
+Each sampler is a :data:`seggpt_core.training.PairSampler`: called with a numpy ``Generator`` it returns a
+:class:`~seggpt_core.training.Pair`, deterministically. Sources:
+
+* :class:`SyntheticPairs` - a fresh procedural video (:mod:`vos.synthetic`) per pair, seeds below
+  :data:`TRAIN_SEED_LIMIT` only: seeds at or above it are held out for evaluation and never trained on;
+* :class:`VideoFolderPairs` - any annotated DAVIS-layout or YouTube-VOS-layout training set.
+
+Augmentations (:class:`Augment`) are cheap OpenCV ones: an independent random resized crop per frame (camera motion
+and zoom between the frames), one horizontal flip and one colour jitter for the pair. Frames are cropped and resized
+to the model's half size here, so everything downstream works on small arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from seggpt_core.errors import InputError
+from seggpt_core.training import Pair
+
+from .masks import read_label_png
+from .readers import IMAGE_SUFFIXES, natural_key
+from .synthetic import SyntheticVideo, SyntheticVideoConfig
+
+#: Synthetic video seeds used for training are below this; seeds >= it are for held-out evaluation.
+TRAIN_SEED_LIMIT = 1_000_000
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Random resized crop (per frame), horizontal flip and colour jitter (per pair), then resize to ``size``."""
+
+    size: tuple[int, int]  #: (h, w) output size, the model's half size
+    crop_scale: tuple[float, float] = (0.6, 1.0)  #: crop area as a fraction of the frame
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)  #: crop aspect relative to the frame's own
+    flip_prob: float = 0.5
+    brightness: float = 0.3  #: factor drawn from 1 +- this
+    contrast: float = 0.3
+    saturation: float = 0.3
+    frame_jitter: float = 0.05  #: extra brightness change between the two frames
+
+    def __call__(self, rng: np.random.Generator, pair: Pair) -> Pair:
+        flip = rng.random() < self.flip_prob
+        gains = 1 + rng.uniform(-1, 1, 3) * (self.brightness, self.contrast, self.saturation)
+        frames = []
+        for image, labels in ((pair.image_a, pair.labels_a), (pair.image_b, pair.labels_b)):
+            image, labels = self._crop(rng, image, labels)
+            if flip:
+                image, labels = image[:, ::-1], labels[:, ::-1]
+            brightness = gains[0] * (1 + rng.uniform(-1, 1) * self.frame_jitter)
+            frames += [self._jitter(image, brightness, gains[1], gains[2]), np.ascontiguousarray(labels)]
+        return Pair(*frames, seg_type=pair.seg_type)
+
+    def _crop(self, rng: np.random.Generator, image: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        fh, fw = labels.shape
+        area = rng.uniform(*self.crop_scale) * fh * fw
+        ratio = np.exp(rng.uniform(*np.log(self.crop_ratio))) * fw / fh
+        cw = int(min(fw, max(2, round(np.sqrt(area * ratio)))))
+        ch = int(min(fh, max(2, round(np.sqrt(area / ratio)))))
+        y, x = int(rng.integers(fh - ch + 1)), int(rng.integers(fw - cw + 1))
+        h, w = self.size
+        image = image[y:y + ch, x:x + cw]
+        shrink = ch > h and cw > w
+        image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        labels = cv2.resize(labels[y:y + ch, x:x + cw], (w, h), interpolation=cv2.INTER_NEAREST)
+        return image, labels
+
+    @staticmethod
+    def _jitter(image: np.ndarray, brightness: float, contrast: float, saturation: float) -> np.ndarray:
+        x = image.astype(np.float32) * brightness
+        grey = x @ np.array([0.299, 0.587, 0.114], np.float32)
+        x = grey[..., None] + (x - grey[..., None]) * saturation
+        x = x.mean() + (x - x.mean()) * contrast
+        return np.clip(x, 0, 255).astype(np.uint8)
+
+
+def frame_pair(rng: np.random.Generator, length: int, max_gap: int) -> tuple[int, int]:
+    """Two distinct frame positions in 0..length-1 at most ``max_gap`` apart (either order)."""
+    if length < 2:
+        raise InputError("a training video needs at least two annotated frames")
+    gap = int(rng.integers(1, min(max_gap, length - 1) + 1))
+    first = int(rng.integers(length - gap))
+    return (first, first + gap) if rng.random() < 0.5 else (first + gap, first)
+
+
+@dataclass(frozen=True)
+class SyntheticPairs:
+    """Two frames of a fresh synthetic video (seed drawn below :data:`TRAIN_SEED_LIMIT`), augmented.
+
+    ``video`` sets the look of the videos; render them small (e.g. 128x228 for a 64x64 model): the crop and resize
+    to the model size happen afterwards, and the cost of a pair is planning one video plus two renders.
+    """
+
+    augment: Augment
+    video: SyntheticVideoConfig = SyntheticVideoConfig(size=(128, 228), num_frames=40)
+    max_gap: int = 25
+
+    def __call__(self, rng: np.random.Generator) -> Pair:
+        video = SyntheticVideo(int(rng.integers(TRAIN_SEED_LIMIT)), self.video)
+        a, b = frame_pair(rng, len(video), self.max_gap)
+        return self.augment(rng, Pair(*video.frame(a), *video.frame(b)))
+
+
+@dataclass(frozen=True)
+class AnnotatedVideo:
+    name: str
+    frames: tuple[Path, ...]  #: images that have an annotation, in order
+    masks: tuple[Path, ...]  #: their annotation PNGs
+
+
+def list_annotated_videos(root: str | Path, split: str = "train") -> list[AnnotatedVideo]:
+    """Videos of a DAVIS-layout (``JPEGImages/480p/<seq>``, ``Annotations/480p/<seq>``, optional
+    ``ImageSets/2017/<split>.txt``) or YouTube-VOS-layout (``JPEGImages/<vid>``, ``Annotations/<vid>``) training set,
+    each with the frames that have an annotation PNG; videos with fewer than two such frames are skipped."""
+    root = Path(root)
+    if (root / "JPEGImages" / "480p").is_dir():
+        images, annotations = root / "JPEGImages" / "480p", root / "Annotations" / "480p"
+        listing = root / "ImageSets" / "2017" / f"{split}.txt"
+        names = listing.read_text().split() if listing.is_file() else None
+    elif (root / "JPEGImages").is_dir() and (root / "Annotations").is_dir():
+        images, annotations, names = root / "JPEGImages", root / "Annotations", None
+    else:
+        raise InputError(f"{root}: no JPEGImages/ and Annotations/ folders; give the root of a DAVIS or "
+                         "YouTube-VOS training split")
+    if names is None:
+        names = sorted((p.name for p in images.iterdir() if p.is_dir()), key=natural_key)
+    videos = []
+    for name in names:
+        masks = {p.stem: p for p in (annotations / name).glob("*.png")} if (annotations / name).is_dir() else {}
+        frames = sorted((p for p in (images / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
+                         and p.stem in masks), key=lambda p: natural_key(p.name)) if (images / name).is_dir() else []
+        if len(frames) >= 2:
+            videos.append(AnnotatedVideo(name, tuple(frames), tuple(masks[p.stem] for p in frames)))
+    if not videos:
+        raise InputError(f"{root}: no video with two or more annotated frames; check the layout and split")
+    return videos
+
+
+class VideoFolderPairs:
+    """Two annotated frames of one video of a DAVIS/YouTube-VOS training set (video chosen uniformly), augmented.
+
+    Ids are the dataset's object ids, so an object keeps its colour in both frames; 255 (void) is excluded from the
+    loss.
+    """
+
+    def __init__(self, root: str | Path, augment: Augment, *, split: str = "train", max_gap: int = 25) -> None:
+        self.videos = list_annotated_videos(root, split)
+        self.augment, self.max_gap = augment, max_gap
+
+    def __call__(self, rng: np.random.Generator) -> Pair:
+        video = self.videos[int(rng.integers(len(self.videos)))]
+        a, b = frame_pair(rng, len(video.frames), self.max_gap)
+        return self.augment(rng, Pair(*self._read(video, a), *self._read(video, b)))
+
+    @staticmethod
+    def _read(video: AnnotatedVideo, index: int) -> tuple[np.ndarray, np.ndarray]:
+        image = cv2.imread(str(video.frames[index]), cv2.IMREAD_COLOR)
+        if image is None:
+            raise InputError(f"{video.frames[index]}: cannot read image; re-extract the frames")
+        labels, _ = read_label_png(video.masks[index])
+        if labels.shape != image.shape[:2]:
+            raise InputError(f"{video.masks[index]}: mask size {labels.shape} differs from its frame "
+                             f"{image.shape[:2]}")
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), labels
