@@ -15,6 +15,7 @@ import sys
 #: Modules that contribute subcommands, in the order they appear in ``--help``.
 COMMAND_MODULES = (
     "vos.commands",
+    "vos.tune_command",
     "eval.cli",
 )
 

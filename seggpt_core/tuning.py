@@ -1,0 +1,382 @@
+"""In-context tuning (paper §3.3): SegGPT stays frozen and the prompt itself is optimised.
+
+A :class:`TunedPrompt` is one learned example: an image tensor (and, optionally, its target) in the model's
+normalised input space, tuned with the training loss until the frozen model, given it as the in-context example,
+paints the labels of a handful of annotated images. It is two (3, h, w) tensors plus metadata, belongs to one model
+(configuration and weights) and one label set, and is used like any other example: alone, or feature-ensembled with
+real ones (``SegGPTPredictor.segment(..., tuned=...)``, ``VideoSession.add_prompt``).
+
+:func:`tune_prompt` runs the deduplicated painting path with autograd: the prompt is the only example, the annotated
+images (randomly flipped and cropped) are the queries, and the loss is the training loss of the painted queries
+against their labels drawn in palette colours (the whole query half is masked, as at inference). Runs are seeded and
+resumable: the prompt, the optimiser state, the step and the sampler's random state are checkpointed, so a resumed run
+reproduces the uninterrupted one exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import save_file
+from tqdm.auto import tqdm
+
+from .errors import InputError
+from .model import IMAGENET_MEAN, IMAGENET_STD, SegGPT, SegGPTConfig
+from .palette import MAX_LABELS, build_palette
+from .predictor import Prompt, SegGPTPredictor
+from .training import masked_loss
+from .transforms import normalize, resize_labels
+
+#: ``format`` entry of a prompt file's safetensors metadata.
+PROMPT_FORMAT = "seggpt-vos/tuned-prompt"
+PROMPT_VERSION = 1
+
+#: Range of a normalised pixel whose RGB is in [0, 1], per channel: the tuned image is kept a real image.
+_PIXEL_MIN = torch.tensor([(0 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)]).view(3, 1, 1)
+_PIXEL_MAX = torch.tensor([(1 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)]).view(3, 1, 1)
+
+
+def weights_fingerprint(model: SegGPT) -> str:
+    """A short hash of tensors that set_compute_dtype leaves in fp32 (position embedding, tokens): tells two sets of
+    weights of the same configuration apart, whatever their compute dtype."""
+    digest = hashlib.sha256()
+    for t in (model.pos_embed, model.mask_token, model.segment_token_x, model.segment_token_y):
+        digest.update(t.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class TunedPrompt:
+    """A learned in-context example for one model and one label set.
+
+    ``label_ids``: what each label 1..K stands for to the user (e.g. the object ids of the masks it was tuned on),
+    strictly increasing; label k is drawn with colour k of ``build_palette(K)``.
+    """
+
+    image: torch.Tensor  #: (3, h, w) float32, ImageNet-normalised
+    target: torch.Tensor  #: (3, h, w) float32, ImageNet-normalised colours (labels 0..K in palette colours if fixed)
+    label_ids: tuple[int, ...]
+    model_config: SegGPTConfig
+    model_fingerprint: str  #: :func:`weights_fingerprint` of the model it was tuned with
+    info: dict = field(default_factory=dict)  #: provenance: steps, lr, seed, losses, sources (JSON-serialisable)
+
+    def __post_init__(self) -> None:
+        size = (3, *self.model_config.half_size)
+        if tuple(self.image.shape) != size or tuple(self.target.shape) != size:
+            raise InputError(f"tuned prompt tensors {tuple(self.image.shape)}, {tuple(self.target.shape)} do not "
+                             f"match the model's half size {size}; tune the prompt again")
+        ids = tuple(int(i) for i in self.label_ids)
+        if not ids or any(b <= a for a, b in zip(ids, ids[1:])) or not 1 <= ids[0] <= ids[-1] <= MAX_LABELS:
+            raise InputError(f"tuned prompt label ids {ids} must be increasing ids within 1..{MAX_LABELS}")
+        object.__setattr__(self, "label_ids", ids)
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.label_ids)
+
+    def check_model(self, model: SegGPT, *, source: str = "tuned prompt") -> None:
+        """Refuse a model other than the one the prompt was tuned with (its meaning is tied to those weights)."""
+        if model.config != self.model_config:
+            mine, theirs = self.model_config.to_dict(), model.config.to_dict()
+            diff = ", ".join(f"{k} {mine[k]} vs {theirs[k]}" for k in mine if mine[k] != theirs[k])
+            raise InputError(f"{source} was tuned for another model configuration ({diff}); pass the model it was "
+                             "tuned with (--model) or tune it again for this one")
+        if weights_fingerprint(model) != self.model_fingerprint:
+            raise InputError(f"{source} was tuned with other weights of this configuration; pass the model it was "
+                             "tuned with (--model) or tune it again for this one")
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the prompt as safetensors (tensors) + JSON metadata, atomically; returns the path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = {"label_ids": list(self.label_ids), "model_config": self.model_config.to_dict(),
+                "model_fingerprint": self.model_fingerprint, "info": self.info}
+        tmp = path.with_name(path.name + ".tmp")
+        save_file({"image": self.image.detach().float().cpu().contiguous(),
+                   "target": self.target.detach().float().cpu().contiguous()}, str(tmp),
+                  metadata={"format": PROMPT_FORMAT, "version": str(PROMPT_VERSION), "prompt": json.dumps(meta)})
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> TunedPrompt:
+        """Read a file written by :meth:`save` (no code is executed)."""
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"{path}: prompt file does not exist; tune one with 'seggpt-vos tune --out {path}'")
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                header = f.metadata() or {}
+                if header.get("format") != PROMPT_FORMAT:
+                    raise ValueError("no tuned-prompt metadata")
+                image, target = f.get_tensor("image"), f.get_tensor("target")
+            meta = json.loads(header["prompt"])
+            config = SegGPTConfig.from_dict(meta["model_config"])
+        except Exception as err:  # not ours, truncated or corrupt: one line
+            raise InputError(f"{path}: not a tuned prompt file ({type(err).__name__}: "
+                             f"{str(err).splitlines()[0][:120] if str(err) else 'unreadable'}); write one with "
+                             "'seggpt-vos tune'") from None
+        if int(header.get("version", 0)) > PROMPT_VERSION:
+            raise InputError(f"{path}: prompt file version {header['version']} is newer than this seggpt-vos "
+                             f"understands ({PROMPT_VERSION}); upgrade seggpt-vos")
+        return cls(image, target, tuple(meta["label_ids"]), config, meta["model_fingerprint"], meta.get("info", {}))
+
+
+@dataclass(frozen=True)
+class TuningConfig:
+    """How a prompt is tuned. Adam on the prompt tensors with a cosine-decayed learning rate (normalised pixel units).
+
+    ``batch_size`` annotated images are painted per step (all of them when there are fewer); with ``augment`` each is
+    randomly flipped and cropped (scale ``crop_scale`` of its area), so the prompt generalises beyond the exact frames.
+    """
+
+    steps: int = 100
+    lr: float = 0.02
+    batch_size: int = 4
+    seed: int = 0
+    tune_target: bool = False  #: also learn the target (mask) half, not only the image half
+    augment: bool = True
+    crop_scale: tuple[float, float] = (0.5, 1.0)
+    save_every: int = 10  #: checkpoint period in steps (when a checkpoint path is given)
+
+    def __post_init__(self) -> None:
+        checks = [(self.steps >= 1, f"steps must be >= 1, got {self.steps}"),
+                  (self.lr > 0, f"lr must be > 0, got {self.lr}"),
+                  (self.batch_size >= 1, f"batch size must be >= 1, got {self.batch_size}"),
+                  (0 < self.crop_scale[0] <= self.crop_scale[1] <= 1,
+                   f"crop scale {self.crop_scale} must be an ordered range within (0, 1]"),
+                  (self.save_every >= 1, f"save_every must be >= 1, got {self.save_every}")]
+        for ok, message in checks:
+            if not ok:
+                raise InputError(f"tuning: {message}")
+
+    def fingerprint_fields(self) -> dict:
+        """Settings that change the result (the checkpoint period does not)."""
+        d = asdict(self)
+        d.pop("save_every")
+        return d
+
+
+class TuningSet:
+    """The annotated images at model resolution, and the random (augmented) batches drawn from them.
+
+    Args:
+        predictor: gives the model resolution and device.
+        examples: annotated images; labels 0..K (0 = background, label k is palette colour k).
+        num_labels: K (default: the largest label present).
+    """
+
+    def __init__(self, predictor: SegGPTPredictor, examples: Sequence[Prompt], num_labels: int | None = None) -> None:
+        if not examples:
+            raise InputError("in-context tuning needs at least one annotated image")
+        for i, ex in enumerate(examples):
+            if ex.image.shape[:2] != ex.labels.shape[:2]:
+                raise InputError(f"annotated image {i}: mask size {ex.labels.shape[:2]} differs from its image size "
+                                 f"{ex.image.shape[:2]}; give the mask of that image")
+        present = max(int(ex.labels.max()) for ex in examples)
+        self.num_labels = num_labels or present
+        if present < 1:
+            raise InputError("the masks to tune on are all background; give masks with at least one object")
+        if present > self.num_labels:
+            raise InputError(f"a mask holds label {present} but the prompt is tuned for {self.num_labels} labels")
+        self.palette = build_palette(self.num_labels)
+        self.device = predictor.device
+        size = predictor.half_size
+        self.images = torch.stack([predictor.prepare_image(ex.image) for ex in examples])  # (N, 3, h, w)
+        self.labels = torch.stack([torch.from_numpy(resize_labels(ex.labels, size).astype(np.int64))
+                                   for ex in examples]).to(self.device)  # (N, h, w)
+        self.colours = normalize(self.palette[None]).to(self.device)[:, 0].T.contiguous()  # (K+1, 3)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def targets(self, labels: torch.Tensor) -> torch.Tensor:
+        """(B, h, w) labels -> (B, 3, h, w) normalised palette colours."""
+        return self.colours[labels].permute(0, 3, 1, 2)
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256()
+        for t in (self.images, self.labels):
+            digest.update(t.detach().float().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()[:16]
+
+    def sample(self, generator: torch.Generator, config: TuningConfig) -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch (B, 3, h, w) images and (B, h, w) labels; all randomness comes from the CPU ``generator``."""
+        n = len(self)
+        index = torch.randperm(n, generator=generator)[:config.batch_size] if n > config.batch_size else torch.arange(n)
+        images, labels = self.images[index.to(self.device)], self.labels[index.to(self.device)]
+        if not config.augment:
+            return images, labels
+        return tuple(map(torch.stack, zip(*(self._augment(i, l, generator, config)
+                                             for i, l in zip(images, labels)))))
+
+    @staticmethod
+    def _augment(image: torch.Tensor, labels: torch.Tensor, generator: torch.Generator, config: TuningConfig
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Random resized crop (aspect 3/4..4/3) back to full size, and a horizontal flip half of the time."""
+        h, w = labels.shape
+        u = torch.rand(5, generator=generator, dtype=torch.float64).tolist()
+        lo, hi = config.crop_scale
+        area = (lo + (hi - lo) * u[0]) * h * w
+        aspect = math.exp(math.log(3 / 4) + (math.log(4 / 3) - math.log(3 / 4)) * u[1])
+        ch = min(h, max(1, round(math.sqrt(area / aspect))))
+        cw = min(w, max(1, round(math.sqrt(area * aspect))))
+        y0, x0 = int(u[2] * (h - ch + 1)), int(u[3] * (w - cw + 1))
+        image = F.interpolate(image[None, :, y0:y0 + ch, x0:x0 + cw], size=(h, w), mode="bilinear",
+                              align_corners=False)[0]
+        labels = F.interpolate(labels[None, None, y0:y0 + ch, x0:x0 + cw].float(), size=(h, w),
+                               mode="nearest")[0, 0].long()
+        if u[4] < 0.5:
+            image, labels = image.flip(-1), labels.flip(-1)
+        return image, labels
+
+
+def tuning_loss(predictor: SegGPTPredictor, image: torch.Tensor, target: torch.Tensor,
+                queries: torch.Tensor, query_targets: torch.Tensor) -> torch.Tensor:
+    """The training loss of painting ``queries`` (B, 3, h, w) with the single example (image, target) (3, h, w),
+    against ``query_targets`` (B, 3, h, w) normalised colours. Differentiable in the example; the model is frozen."""
+    model = predictor.model
+    painted = model.paint(image[None], target[None], queries, seg_type=predictor.seg_type)
+    p = model.config.patch_size
+    b, _, h, w = painted.shape
+    hidden = torch.ones(b, (h // p) * (w // p), dtype=torch.bool, device=painted.device)  # the whole query half
+    return masked_loss(painted, query_targets, hidden, p)
+
+
+def _lr_at(step: int, config: TuningConfig) -> float:
+    """Cosine decay from ``lr`` to 0 over the run (a function of the step only, so resuming needs no scheduler)."""
+    return 0.5 * config.lr * (1 + math.cos(math.pi * step / config.steps))
+
+
+class _Checkpoint:
+    """Resumable state of a tuning run: prompt tensors, optimiser, step, sampler RNG, loss history."""
+
+    def __init__(self, path: Path | None, run_id: str) -> None:
+        self.path = path
+        self.run_id = run_id
+
+    def load(self) -> dict | None:
+        if self.path is None or not self.path.is_file():
+            return None
+        try:
+            state = torch.load(str(self.path), map_location="cpu", weights_only=True)
+        except Exception as err:
+            raise InputError(f"{self.path}: cannot read the tuning checkpoint ({type(err).__name__}); delete it and "
+                             "start again without --resume") from None
+        if state.get("run_id") != self.run_id:
+            raise InputError(f"{self.path}: this checkpoint belongs to a run with other images, masks, settings or "
+                             "model; delete it or drop --resume to start afresh")
+        return state
+
+    def save(self, state: dict) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        torch.save({"run_id": self.run_id, **state}, str(tmp))
+        os.replace(tmp, self.path)
+
+
+def tune_prompt(predictor: SegGPTPredictor, examples: Sequence[Prompt], config: TuningConfig = TuningConfig(), *,
+                init: Prompt | None = None, num_labels: int | None = None,
+                label_ids: Sequence[int] | None = None, checkpoint: str | os.PathLike | None = None,
+                resume: bool = False, progress: bool = True,
+                on_step: Callable[[int, float], None] | None = None) -> TunedPrompt:
+    """Tune a prompt on annotated images with the model frozen.
+
+    Args:
+        predictor: the model, its device and compute dtype (bf16 or fp32; fp16 is refused).
+        examples: the annotated images: (H, W, 3) uint8 and (H, W) labels 0..K, any sizes.
+        config: steps, learning rate, batch, seed, what is learnt.
+        init: the example the prompt starts from (default: the first of ``examples``).
+        num_labels: K (default: the largest label in ``examples``).
+        label_ids: what labels 1..K stand for to the user, stored in the prompt (default 1..K).
+        checkpoint: where the resumable state is written every ``config.save_every`` steps, at the end, and when
+            interrupted (KeyboardInterrupt); delete it once the returned prompt is saved.
+        resume: continue from ``checkpoint`` when it exists (it must come from the same images, settings and model).
+        on_step: called with (step number from 1, loss) after every step.
+    Returns:
+        the tuned prompt (tensors on the CPU).
+    """
+    model = predictor.model
+    if model.compute_dtype == torch.float16:
+        raise InputError("fp16 gradients underflow without loss scaling; tune with --dtype bf16 or fp32")
+    for p in model.parameters():
+        p.requires_grad_(False)
+    data = TuningSet(predictor, examples, num_labels)
+    label_ids = tuple(label_ids) if label_ids is not None else tuple(range(1, data.num_labels + 1))
+    if len(label_ids) != data.num_labels:
+        raise InputError(f"{len(label_ids)} label ids for {data.num_labels} labels; give one id per label")
+    start = init or examples[0]
+    if start.image.shape[:2] != start.labels.shape[:2]:
+        raise InputError(f"initial example: mask size {start.labels.shape[:2]} differs from its image size "
+                         f"{start.image.shape[:2]}")
+    image = predictor.prepare_image(start.image).clone().requires_grad_(True)
+    target = data.targets(torch.as_tensor(resize_labels(start.labels, predictor.half_size).astype(np.int64),
+                                          device=data.device)[None])[0].clone().requires_grad_(config.tune_target)
+    params = [image, target] if config.tune_target else [image]
+    optimizer = torch.optim.Adam(params, lr=config.lr)
+    generator = torch.Generator().manual_seed(config.seed)
+    fingerprint = weights_fingerprint(model)
+    run = {"config": config.fingerprint_fields(), "data": data.fingerprint(), "model": fingerprint,
+           "model_config": model.config.to_dict(), "dtype": str(model.compute_dtype), "labels": label_ids,
+           "init": hashlib.sha256(image.detach().cpu().numpy().tobytes()).hexdigest()[:16]}
+    ckpt = _Checkpoint(Path(checkpoint) if checkpoint is not None else None,
+                       hashlib.sha256(json.dumps(run, sort_keys=True).encode()).hexdigest()[:16])
+    step, losses = 0, []
+    state = ckpt.load() if resume else None
+    if state is not None:
+        with torch.no_grad():
+            image.copy_(state["image"])
+            target.copy_(state["target"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        step, losses = int(state["step"]), list(state["losses"])
+
+    def snapshot() -> dict:
+        return {"image": image.detach().cpu(), "target": target.detach().cpu(), "optimizer": optimizer.state_dict(),
+                "generator": generator.get_state(), "step": step, "losses": losses}
+
+    low, high = _PIXEL_MIN.to(data.device), _PIXEL_MAX.to(data.device)  # (3, 1, 1)
+    bar = tqdm(total=config.steps, initial=step, desc="tuning prompt", unit="step", disable=not progress)
+    try:
+        while step < config.steps:
+            for group in optimizer.param_groups:
+                group["lr"] = _lr_at(step, config)
+            queries, labels = data.sample(generator, config)
+            loss = tuning_loss(predictor, image, target, queries, data.targets(labels))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            with torch.no_grad():
+                image.clamp_(min=low, max=high)  # stay a displayable image
+            step += 1
+            losses.append(float(loss.detach()))
+            bar.update()
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+            if on_step is not None:
+                on_step(step, losses[-1])
+            if step % config.save_every == 0 and step < config.steps:
+                ckpt.save(snapshot())
+    except KeyboardInterrupt:
+        ckpt.save(snapshot())  # the last completed step: resuming reproduces the uninterrupted run
+        raise
+    finally:
+        bar.close()
+    ckpt.save(snapshot())
+    info = {"steps": config.steps, "lr": config.lr, "batch_size": config.batch_size, "seed": config.seed,
+            "tune_target": config.tune_target, "augment": config.augment, "examples": len(data),
+            "dtype": str(model.compute_dtype).removeprefix("torch."),
+            "first_loss": losses[0] if losses else None, "final_loss": losses[-1] if losses else None}
+    return TunedPrompt(image.detach().cpu().clone(), target.detach().cpu().clone(), label_ids, model.config,
+                       fingerprint, info)
