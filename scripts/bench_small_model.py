@@ -1,0 +1,137 @@
+"""Scores of the shipped small model through the real pipeline (``vos.runner``) and ``eval/``.
+
+    python scripts/bench_small_model.py [--model seggpt-vos-small] [--out runs/bench-small] [--videos 10]
+
+1. J&F on held-out generated videos: ``--videos`` synthetic DAVIS-style videos (480x854, default look) with seeds from
+   ``--first-seed`` (default 2_000_000; training only ever uses seeds below ``vos.training_data.TRAIN_SEED_LIMIT``).
+2. J&F on ``shared/data/davis-mini`` (real DAVIS 2017 val videos, never trained on) against the trivial baseline that
+   repeats the first-frame mask on every frame, scored by the same evaluator.
+3. bf16 vs fp32: the same pipeline with the model's matmuls in bf16; the fraction of output pixels whose label equals
+   the fp32 run's, over every written frame of both sets.
+
+Everything is written under ``--out`` (generated data, predictions, ``bench_small_model.json``); reruns reuse finished
+videos (the runner skips complete outputs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from eval.davis import evaluate_davis  # noqa: E402
+from seggpt_core.checkpoint import DEFAULT_MODEL  # noqa: E402
+from seggpt_core.predictor import SegGPTPredictor  # noqa: E402
+from vos.datasets import VideoTask, list_davis  # noqa: E402
+from vos.runner import run_tasks  # noqa: E402
+from vos.session import PropagationConfig  # noqa: E402
+from vos.synthetic import SyntheticVideoConfig, write_davis_dataset  # noqa: E402
+from vos.training_data import TRAIN_SEED_LIMIT  # noqa: E402
+
+DAVIS_MINI = Path(__file__).resolve().parents[2] / "shared" / "data" / "davis-mini"
+
+
+def repeat_first_mask(tasks: list[VideoTask], out: Path) -> None:
+    """The trivial baseline: each sequence's first annotation copied to every frame name."""
+    for task in tasks:
+        first = task.masks[task.first_frame].read_bytes()
+        folder = out / task.name
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in task.frame_names:
+            tmp = folder / f".{name}.png.tmp"
+            tmp.write_bytes(first)
+            os.replace(tmp, folder / f"{name}.png")
+
+
+def pixel_agreement(a: Path, b: Path) -> tuple[int, int]:
+    """(equal pixels, total pixels) over every PNG under ``a`` and its namesake under ``b``."""
+    equal = total = 0
+    for png in sorted(a.rglob("*.png")):
+        x = np.array(Image.open(png))
+        y = np.array(Image.open(b / png.relative_to(a)))
+        equal += int((x == y).sum())
+        total += x.size
+    return equal, total
+
+
+def score(predictor: SegGPTPredictor, root: Path, out: Path, config: PropagationConfig) -> dict:
+    run_tasks(predictor, list_davis(root), out, config, progress=False)
+    report = evaluate_davis(root, out, "val", workers=1)
+    return {"jf": report.overall.jf_mean, "j": report.overall.j.mean, "f": report.overall.f.mean,
+            "objects": report.overall.num_objects}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default=DEFAULT_MODEL, help="shipped model name or checkpoint path")
+    p.add_argument("--out", type=Path, default=Path("runs/bench-small"))
+    p.add_argument("--videos", type=int, default=10, help="held-out generated videos")
+    p.add_argument("--frames", type=int, default=50, help="frames per generated video")
+    p.add_argument("--first-seed", type=int, default=2_000_000)
+    p.add_argument("--davis", type=Path, default=DAVIS_MINI, help="DAVIS-layout real test set")
+    p.add_argument("--context", type=int, default=PropagationConfig().context, help="previous predictions as prompts")
+    p.add_argument("--skip-bf16", action="store_true")
+    args = p.parse_args(argv)
+    if args.first_seed < TRAIN_SEED_LIMIT:
+        p.error(f"--first-seed must be >= {TRAIN_SEED_LIMIT}: lower seeds may have been trained on")
+
+    config = PropagationConfig(context=args.context)
+    generated = args.out / "generated"
+    video = SyntheticVideoConfig(num_frames=args.frames)
+    write_davis_dataset(generated, range(args.first_seed, args.first_seed + args.videos), video, progress=True)
+    sets = {"generated": generated, "davis-mini": args.davis}
+    results: dict = {"model": str(args.model), "context": args.context, "held_out_seeds":
+                     [args.first_seed, args.first_seed + args.videos - 1],
+                     "video_config": json.loads(json.dumps(asdict(video)))}
+
+    fp32 = SegGPTPredictor.from_pretrained(args.model, device="cpu", dtype="fp32")
+    for name, root in sets.items():
+        results[name] = {"fp32": score(fp32, root, args.out / name / "fp32", config)}
+        print(f"{name}: fp32 J&F {results[name]['fp32']['jf'] * 100:.1f}", flush=True)
+
+    baseline = args.out / "davis-mini" / "repeat-first-mask"
+    repeat_first_mask(list_davis(args.davis), baseline)
+    report = evaluate_davis(args.davis, baseline, "val", workers=1)
+    results["davis-mini"]["repeat_first_mask"] = {"jf": report.overall.jf_mean, "j": report.overall.j.mean,
+                                                  "f": report.overall.f.mean}
+
+    if not args.skip_bf16:
+        bf16 = SegGPTPredictor.from_pretrained(args.model, device="cpu", dtype="bf16")
+        equal = total = 0
+        for name, root in sets.items():
+            results[name]["bf16"] = score(bf16, root, args.out / name / "bf16", config)
+            e, t = pixel_agreement(args.out / name / "fp32", args.out / name / "bf16")
+            results[name]["bf16_pixel_agreement"] = e / t
+            equal, total = equal + e, total + t
+        results["bf16_pixel_agreement"] = equal / total
+
+    tmp = args.out / "bench_small_model.json.tmp"
+    tmp.write_text(json.dumps(results, indent=1) + "\n")
+    os.replace(tmp, args.out / "bench_small_model.json")
+
+    def pct(x: float) -> str:
+        return f"{x * 100:.1f}"
+
+    g, d = results["generated"], results["davis-mini"]
+    print("\n| Set | J&F | J | F |\n|---|---|---|---|")
+    print(f"| generated held-out ({args.videos} videos, seeds {args.first_seed}..), fp32 | {pct(g['fp32']['jf'])} | "
+          f"{pct(g['fp32']['j'])} | {pct(g['fp32']['f'])} |")
+    print(f"| davis-mini, fp32 | {pct(d['fp32']['jf'])} | {pct(d['fp32']['j'])} | {pct(d['fp32']['f'])} |")
+    base = d["repeat_first_mask"]
+    print(f"| davis-mini, repeat first-frame mask | {pct(base['jf'])} | {pct(base['j'])} | {pct(base['f'])} |")
+    if "bf16_pixel_agreement" in results:
+        print(f"\nbf16 vs fp32 pixel agreement: {results['bf16_pixel_agreement'] * 100:.3f}% "
+              f"(generated {pct(g['bf16_pixel_agreement'])}%, davis-mini {pct(d['bf16_pixel_agreement'])}%); "
+              f"bf16 J&F generated {pct(g['bf16']['jf'])}, davis-mini {pct(d['bf16']['jf'])}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
