@@ -1,0 +1,343 @@
+"""Speed and memory of the whole video pipeline (``vos.pipeline.run_video``): does the I/O hide behind the model, and
+does memory stay flat however long the video is?
+
+Test videos are synthetic 480p (854x480) H.264 mp4s rendered and encoded frame by frame (never all in memory), with
+the first frame's mask as a palette PNG; they are cached under ``--videos`` so reruns reuse them.
+
+Speed: on one video, in the same process and interleaved round by round,
+  * end to end: ``run_video`` on the mp4 writing palette PNGs (``--overlay``: and the H.264 overlay) -- decoding,
+    resizing, the model, decoding the painting to ids and writing, timed around the whole call;
+  * model only: the same number of ``predictor.paint`` calls with the same prompt-batch sizes as the session (frame 0
+    is the annotation, frame t >= 1 sees it plus the last min(t - 1, context) predictions), on tensors prepared
+    before timing, only the calls timed;
+and reports the ratio of frames/s, end to end over model only (median over rounds; the target is >= 0.95). Because
+the two runs of a round see different loads on a shared machine, it also reports two figures measured inside the
+end-to-end run itself: the model's share of its wall time (what the main thread's other work costs; 1 - share is the
+I/O not hidden) and how much slower ``paint`` ran there than in the model-only run (CPU stolen by the background
+threads; about 1.0 on a GPU). The ratio is their quotient.
+
+Memory: one child process per length (``--memory-frames``, default 300 and 3000) runs ``run_video`` on its mp4
+writing palette PNGs and reports its peak RSS (VmHWM); the target is the long video's peak within 5% of the short
+one's. Memory is about bounded buffers, not model size, so a small model is fine there (``--memory-config``).
+
+    python scripts/bench_pipeline.py                                  # shipped model (seggpt-vos-small), CPU
+    python scripts/bench_pipeline.py --config seggpt-vos-small --memory-config test-tiny --threads 1
+                                                                      # its architecture freshly initialised
+    python scripts/bench_pipeline.py --device cuda --frames 300       # GPU: pinned host buffers, async copies
+    python scripts/bench_pipeline.py --skip-memory --profile 25       # + where the main thread's time goes (cProfile)
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from seggpt_core.checkpoint import DEFAULT_MODEL, SHIPPED  # noqa: E402
+from seggpt_core.errors import InputError  # noqa: E402
+from seggpt_core.model import PRESETS, SegGPT  # noqa: E402
+from seggpt_core.predictor import SegGPTPredictor  # noqa: E402
+from vos.masks import davis_palette  # noqa: E402
+from vos.pipeline import OutputSpec, run_video  # noqa: E402
+from vos.readers import VideoFileSource  # noqa: E402
+from vos.session import PropagationConfig  # noqa: E402
+from vos.synthetic import SyntheticVideo, SyntheticVideoConfig  # noqa: E402
+from vos.writers import atomic_write, temp_path  # noqa: E402
+
+SIZE = (480, 854)  # (H, W): DAVIS 480p
+FPS = 24.0
+
+
+# --------------------------------------------------------------------------------------------------- test videos
+
+
+@dataclass(frozen=True)
+class TestVideo:
+    mp4: Path  #: H.264 yuv420p, ``frames`` frames of ``SIZE``
+    mask: Path  #: palette PNG: frame 0's object ids
+    frames: int
+
+
+def make_video(folder: Path, frames: int, seed: int = 0) -> TestVideo:
+    """Synthetic video ``seed`` as an mp4 + its first mask, streamed frame by frame; reused when already written.
+
+    The mp4 is encoded to a temp file and renamed when complete, and written after the mask, so an existing mp4
+    means a complete pair.
+    """
+    import imageio_ffmpeg
+
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"synthetic-{seed}-{SIZE[0]}p-{frames}f"
+    video = TestVideo(folder / f"{stem}.mp4", folder / f"{stem}-mask0.png", frames)
+    if video.mp4.is_file() and video.mask.is_file():
+        return video
+    synthetic = SyntheticVideo(seed, SyntheticVideoConfig(size=SIZE, num_frames=frames, num_objects=(2, 4),
+                                                          texture_source="procedural"))
+    _, labels = synthetic.frame(0)
+    mask = Image.fromarray(labels, mode="P")
+    mask.putpalette(davis_palette().ravel().tolist())
+    atomic_write(video.mask, lambda f: mask.save(f, format="PNG"))
+    tmp = temp_path(video.mp4)
+    encoder = imageio_ffmpeg.write_frames(str(tmp), (SIZE[1], SIZE[0]), fps=FPS, codec="libx264",
+                                          pix_fmt_out="yuv420p", quality=7, macro_block_size=2,
+                                          ffmpeg_log_level="error", output_params=["-preset", "veryfast"])
+    encoder.send(None)
+    try:
+        for image, _ in synthetic:
+            encoder.send(image)
+        encoder.close()
+        os.replace(tmp, video.mp4)
+    finally:
+        tmp.unlink(missing_ok=True)
+    print(f"wrote {video.mp4} ({frames} frames)", flush=True)
+    return video
+
+
+# --------------------------------------------------------------------------------------------------------- model
+
+
+def build_predictor(args: argparse.Namespace, config_name: str | None) -> tuple[SegGPTPredictor, str]:
+    """The predictor to benchmark and a one-line description of its model.
+
+    ``config_name``: a ``PRESETS`` name for a freshly initialised model (seeded), else ``args.model`` is loaded.
+    """
+    if config_name is not None:
+        torch.manual_seed(0)
+        model, what = SegGPT(PRESETS[config_name]), f"{config_name} (freshly initialised)"
+    else:
+        if args.model in SHIPPED and not (SHIPPED[args.model] / "config.json").is_file():
+            raise InputError(f"the shipped model {args.model!r} is not in {SHIPPED[args.model]} yet; train it, give "
+                             "--model DIR, or benchmark a fresh model with --config test-tiny")
+        model, what = SegGPT.from_pretrained(args.model), f"{args.model} (weights)"
+    predictor = SegGPTPredictor(model, device=args.device, dtype=args.dtype, compile=args.compile)
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    h, w = predictor.half_size
+    return predictor, f"{what}, {params:.1f}M params, {h}x{w} input, {predictor.dtype} on {predictor.device}"
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# --------------------------------------------------------------------------------------------------------- speed
+
+
+def prepared_frames(predictor: SegGPTPredictor, video: TestVideo) -> list[torch.Tensor]:
+    """Every frame of the mp4 as the model input, (3, h, w) on the device (small: model resolution)."""
+    return [predictor.prepare_image(frame.rgb) for frame in VideoFileSource(video.mp4)]
+
+
+def model_only_seconds(predictor: SegGPTPredictor, inputs: list[torch.Tensor], context: int) -> float:
+    """Seconds spent in the ``paint`` calls the session makes on these frames, nothing else timed.
+
+    Frame t >= 1 is painted with P = 1 + min(t - 1, context) prompts: the annotated frame 0 plus the FIFO of recent
+    predictions. Frames stand in for their targets (same shapes; the model's cost does not depend on pixel values).
+    """
+    total = 0.0
+    for t in range(1, len(inputs)):
+        recent = inputs[max(1, t - context):t]
+        prompts = torch.stack([inputs[0], *recent])
+        sync(predictor.device)
+        start = time.perf_counter()
+        predictor.paint(prompts, prompts, inputs[t][None])
+        sync(predictor.device)
+        total += time.perf_counter() - start
+    return total
+
+
+class PaintTimer:
+    """Sums the seconds ``predictor.paint`` runs (synchronised on a GPU) while installed on the predictor.
+
+    Measured inside the end-to-end run, the model's share of its wall time is immune to the machine's load changing
+    between rounds, unlike the ratio of two runs.
+    """
+
+    def __init__(self, predictor: SegGPTPredictor) -> None:
+        self.predictor = predictor
+        self.seconds = 0.0
+
+    def __enter__(self) -> PaintTimer:
+        paint = self.predictor.paint
+
+        def timed(*args, **kwargs):
+            sync(self.predictor.device)
+            start = time.perf_counter()
+            out = paint(*args, **kwargs)
+            sync(self.predictor.device)
+            self.seconds += time.perf_counter() - start
+            return out
+
+        self.predictor.paint = timed
+        return self
+
+    def __exit__(self, *exc) -> None:
+        del self.predictor.paint  # the instance attribute; the method shows again
+
+
+def end_to_end_seconds(predictor: SegGPTPredictor, video: TestVideo, out: Path, config: PropagationConfig,
+                       overlay: bool, profile: cProfile.Profile | None = None) -> float:
+    """Wall time of ``run_video`` on the mp4, from opening the file to the last output written."""
+    outputs = OutputSpec(masks=out / "masks", overlay=out / "overlay.mp4" if overlay else None)
+    start = time.perf_counter()
+    if profile is not None:
+        profile.enable()
+    stats = run_video(predictor, video.mp4, {0: video.mask}, outputs, config, progress=False)
+    if profile is not None:
+        profile.disable()
+    seconds = time.perf_counter() - start
+    if stats.frames != video.frames:
+        raise RuntimeError(f"run_video wrote {stats.frames} frames of {video.frames}")
+    return seconds
+
+
+def bench_speed(args: argparse.Namespace, video: TestVideo) -> dict:
+    predictor, description = build_predictor(args, args.config)
+    config = PropagationConfig(context=args.context)
+    with torch.inference_mode():
+        inputs = prepared_frames(predictor, video)
+        model_only_seconds(predictor, inputs[:args.context + 2], args.context)  # warm-up (and compilation)
+    rounds = []
+    profile = cProfile.Profile() if args.profile else None
+    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as out:
+        for r in range(args.rounds):
+            with PaintTimer(predictor) as in_e2e:
+                e2e = end_to_end_seconds(predictor, video, Path(out) / f"round{r}", config, args.overlay,
+                                         profile if r == args.rounds - 1 else None)
+            with torch.inference_mode():
+                model = model_only_seconds(predictor, inputs, args.context)
+            rounds.append({"e2e_fps": video.frames / e2e, "model_fps": video.frames / model, "ratio": model / e2e,
+                           "model_share": in_e2e.seconds / e2e, "paint_slowdown": in_e2e.seconds / model})
+            print(f"round {r}: {rounds[-1]}", flush=True)
+    if profile is not None:
+        text = io.StringIO()
+        pstats.Stats(profile, stream=text).sort_stats("tottime").print_stats(args.profile)
+        print(f"\nmain thread of the last end-to-end run, top {args.profile} by own time:\n{text.getvalue()}")
+    return {"model": description, "frames": video.frames, "context": args.context, "overlay": args.overlay,
+            **{k: statistics.median(r[k] for r in rounds) for k in rounds[0]},
+            "rounds": rounds}
+
+
+# -------------------------------------------------------------------------------------------------------- memory
+
+
+def rss_kib(field: str) -> int:
+    """``VmRSS`` (now) or ``VmHWM`` (peak) of this process in KiB, from /proc (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def memory_child(args: argparse.Namespace) -> None:
+    """In a fresh process: one ``run_video`` on ``args.child_video``, then print the RSS figures as JSON."""
+    video = TestVideo(Path(args.child_video), Path(args.child_mask), args.child_frames)
+    predictor, model = build_predictor(args, args.memory_config or args.config)
+    before = rss_kib("VmRSS")
+    with tempfile.TemporaryDirectory(prefix="bench-pipeline-mem-") as out:
+        seconds = end_to_end_seconds(predictor, video, Path(out), PropagationConfig(context=args.context),
+                                     args.overlay)
+    print(json.dumps({"model": model, "frames": video.frames, "seconds": seconds, "rss_before_mib": before / 1024,
+                      "peak_mib": rss_kib("VmHWM") / 1024}))
+
+
+def bench_memory(args: argparse.Namespace, videos: list[TestVideo]) -> list[dict]:
+    rows = []
+    for video in videos:
+        command = [sys.executable, __file__, "--child-video", str(video.mp4), "--child-mask", str(video.mask),
+                   "--child-frames", str(video.frames), "--model", args.model, "--device", args.device,
+                   "--context", str(args.context)]
+        for flag, value in (("--config", args.config), ("--memory-config", args.memory_config),
+                            ("--dtype", args.dtype), ("--threads", args.threads)):
+            if value is not None:
+                command += [flag, str(value)]
+        command += ["--overlay"] if args.overlay else []
+        result = subprocess.run(command, check=True, capture_output=True, text=True)
+        rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
+        print(f"memory: {rows[-1]}", flush=True)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=DEFAULT_MODEL, help="weights to load: a shipped name or a folder")
+    ap.add_argument("--config", choices=sorted(PRESETS), help="benchmark a freshly initialised preset instead")
+    ap.add_argument("--memory-config", choices=sorted(PRESETS),
+                    help="model of the memory runs (default: the speed model); e.g. test-tiny to make them quick")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), help="default: the predictor's pick for the device")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the painting function")
+    ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's; 1 on a machine busy with other "
+                                                "work, where OpenMP threads that wait on each other stall)")
+    ap.add_argument("--context", type=int, default=PropagationConfig().context)
+    ap.add_argument("--frames", type=int, default=100, help="length of the speed video")
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved end-to-end / model-only rounds")
+    ap.add_argument("--overlay", action="store_true", help="also write the H.264 overlay video")
+    ap.add_argument("--memory-frames", type=int, nargs=2, default=(300, 3000), metavar=("SHORT", "LONG"))
+    ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--profile", type=int, default=0, metavar="N",
+                    help="print the N functions the main thread spends most time in (last end-to-end round)")
+    ap.add_argument("--videos", type=Path, default=Path(tempfile.gettempdir()) / "seggpt-vos-bench",
+                    help="cache folder of the test videos")
+    for hidden in ("--child-video", "--child-mask"):
+        ap.add_argument(hidden, help=argparse.SUPPRESS)
+    ap.add_argument("--child-frames", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.child_video:
+        memory_child(args)
+        return
+
+    where = torch.cuda.get_device_name() if args.device.startswith("cuda") else next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")), "?")
+    print(f"device {args.device} [{where}], {os.cpu_count()} CPUs, torch {torch.__version__} "
+          f"({torch.get_num_threads()} threads)", flush=True)
+    speed = None if args.skip_speed else bench_speed(args, make_video(args.videos, args.frames))
+    memory = None if args.skip_memory else bench_memory(args, [make_video(args.videos, n)
+                                                             for n in args.memory_frames])
+
+    print()
+    if speed is not None:
+        outputs = "palette PNGs" + (" + H.264 overlay" if speed["overlay"] else "")
+        print(f"Speed: {speed['frames']} frames of 854x480 H.264, context {speed['context']}, writing {outputs}; "
+              f"model {speed['model']}; median of {len(speed['rounds'])} interleaved rounds.\n")
+        print("| end-to-end frames/s | model-only frames/s | end-to-end / model-only (target >= 0.95) | "
+              "model's share of the end-to-end wall time | paint time end-to-end / model-only |")
+        print("|---|---|---|---|---|")
+        print(f"| {speed['e2e_fps']:.2f} | {speed['model_fps']:.2f} | {speed['ratio']:.3f} | "
+              f"{speed['model_share']:.3f} | {speed['paint_slowdown']:.3f} |\n")
+    if memory is not None:
+        short, long = memory
+        print(f"Memory: peak RSS of one process running the pipeline on an 854x480 H.264 video, writing palette PNGs; "
+              f"model {short['model']}.\n")
+        print("| frames | seconds | RSS before the run (MiB) | peak RSS (MiB) |")
+        print("|---|---|---|---|")
+        for row in memory:
+            print(f"| {row['frames']} | {row['seconds']:.0f} | {row['rss_before_mib']:.0f} | {row['peak_mib']:.0f} |")
+        growth = long["peak_mib"] / short["peak_mib"] - 1
+        print(f"\npeak RSS, {long['frames']} vs {short['frames']} frames: {growth:+.1%} (target within 5%)")
+
+
+if __name__ == "__main__":
+    main()
