@@ -375,10 +375,12 @@ class Trainer:
         """Micro-batches from the current step on, in sample order."""
         start = self.step * self.cfg.batch_size
         # The loader's own generator: drawing its base seed from the global RNG would shift the model's random
-        # stream (drop path) on every resumption.
+        # stream (drop path) on every resumption. Workers are spawned: a forked child of a process that has run
+        # OpenMP threads can deadlock in its first parallel region.
+        workers = self.cfg.num_workers
         loader = DataLoader(self.dataset, batch_size=self.cfg.micro_batch, sampler=range(start, len(self.dataset)),
-                            num_workers=self.cfg.num_workers, worker_init_fn=_worker_init,
-                            prefetch_factor=4 if self.cfg.num_workers else None,
+                            num_workers=workers, worker_init_fn=_worker_init, prefetch_factor=4 if workers else None,
+                            multiprocessing_context="spawn" if workers else None,
                             generator=torch.Generator().manual_seed(self.cfg.seed))
         return iter(loader)
 

@@ -20,6 +20,15 @@ TINY = PRESETS["test-tiny"]  # 64x32 canvas, patch 8: 8x4 tokens
 VIDEO = SyntheticVideoConfig(size=(48, 64), num_frames=8, texture_source="procedural")
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models gain nothing from a second thread, and on a busy 2-core machine OpenMP barriers make them crawl."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def tiny_sampler() -> SyntheticPairs:
     return SyntheticPairs(Augment(TINY.half_size), VIDEO, max_gap=4)
 
