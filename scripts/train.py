@@ -30,7 +30,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--data-root", type=Path, default=None,
                    help="DAVIS/YouTube-VOS training set root (default: procedural synthetic videos)")
     p.add_argument("--split", default="train", help="ImageSets/2017/<split>.txt for a DAVIS layout")
-    p.add_argument("--max-gap", type=int, default=25, help="largest frame distance within a pair")
+    p.add_argument("--max-gap", type=int, default=8, help="largest frame distance within a pair")
     p.add_argument("--steps", type=int, default=d.steps)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--accumulate", type=int, default=d.accumulate, help="micro-batches per optimiser step")

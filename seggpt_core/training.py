@@ -83,8 +83,8 @@ class TrainConfig:
     half_mask_prob: float = 0.75
     mask_ratio: float = 0.5
     min_block_patches: int = 4
-    palette_prob: float = 0.5
-    black_background_prob: float = 0.7
+    palette_prob: float = 0.7
+    black_background_prob: float = 0.85
     min_colour_distance: float = 60.0
     mix_context_prob: float = 0.0  #: chance a sample stitches two pairs side by side under one colour mapping
     num_workers: int = 1  #: data-loader processes (0 = draw samples in the training process)

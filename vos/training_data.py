@@ -97,8 +97,8 @@ class SyntheticPairs:
     """
 
     augment: Augment
-    video: SyntheticVideoConfig = SyntheticVideoConfig(size=(128, 228), num_frames=40)
-    max_gap: int = 25
+    video: SyntheticVideoConfig = SyntheticVideoConfig(size=(128, 228), num_frames=40, object_radius=(0.1, 0.25))
+    max_gap: int = 8
 
     def __call__(self, rng: np.random.Generator) -> Pair:
         video = SyntheticVideo(int(rng.integers(TRAIN_SEED_LIMIT)), self.video)
@@ -148,7 +148,7 @@ class VideoFolderPairs:
     loss.
     """
 
-    def __init__(self, root: str | Path, augment: Augment, *, split: str = "train", max_gap: int = 25) -> None:
+    def __init__(self, root: str | Path, augment: Augment, *, split: str = "train", max_gap: int = 8) -> None:
         self.videos = list_annotated_videos(root, split)
         self.augment, self.max_gap = augment, max_gap
 
