@@ -267,7 +267,9 @@ def bench_memory(args: argparse.Namespace, videos: list[TestVideo]) -> list[dict
             if value is not None:
                 command += [flag, str(value)]
         command += ["--overlay"] if args.overlay else []
-        result = subprocess.run(command, check=True, capture_output=True, text=True)
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode:
+            raise RuntimeError(f"memory run on {video.mp4} failed:\n{result.stderr}")
         rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
         print(f"memory: {rows[-1]}", flush=True)
     return rows
@@ -321,12 +323,14 @@ def main() -> None:
     if speed is not None:
         outputs = "palette PNGs" + (" + H.264 overlay" if speed["overlay"] else "")
         print(f"Speed: {speed['frames']} frames of 854x480 H.264, context {speed['context']}, writing {outputs}; "
-              f"model {speed['model']}; median of {len(speed['rounds'])} interleaved rounds.\n")
+              f"model {speed['model']}; each column the median of {len(speed['rounds'])} interleaved rounds "
+              "(ratio: min-max over rounds in brackets).\n")
         print("| end-to-end frames/s | model-only frames/s | end-to-end / model-only (target >= 0.95) | "
               "model's share of the end-to-end wall time | paint time end-to-end / model-only |")
         print("|---|---|---|---|---|")
-        print(f"| {speed['e2e_fps']:.2f} | {speed['model_fps']:.2f} | {speed['ratio']:.3f} | "
-              f"{speed['model_share']:.3f} | {speed['paint_slowdown']:.3f} |\n")
+        ratios = [r["ratio"] for r in speed["rounds"]]
+        print(f"| {speed['e2e_fps']:.2f} | {speed['model_fps']:.2f} | {speed['ratio']:.3f} "
+              f"({min(ratios):.2f}-{max(ratios):.2f}) | {speed['model_share']:.3f} | {speed['paint_slowdown']:.3f} |\n")
     if memory is not None:
         short, long = memory
         print(f"Memory: peak RSS of one process running the pipeline on an 854x480 H.264 video, writing palette PNGs; "
@@ -340,4 +344,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except InputError as error:
+        sys.exit(f"error: {error}")
