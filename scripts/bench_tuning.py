@@ -40,10 +40,11 @@ from vos.pipeline import OutputSpec, run_video  # noqa: E402
 from vos.runner import prompt_masks  # noqa: E402
 from vos.session import PropagationConfig  # noqa: E402
 from vos.synthetic import SyntheticVideoConfig, write_davis_dataset  # noqa: E402
+from vos.training_data import TRAIN_SEED_LIMIT  # noqa: E402
 from vos.tune_command import load_examples, sequence_examples  # noqa: E402
 
 DAVIS_MINI = REPO.parent / "shared" / "data" / "davis-mini"
-#: Held-out generated videos: training seeds are below 1_000_000 (model card); the demo uses 1_000_007.
+#: Held-out generated videos: training uses seeds below TRAIN_SEED_LIMIT (1_000_000); the demo uses 1_000_007.
 FIRST_SEED = 1_000_100
 VIDEO = SyntheticVideoConfig(num_frames=40)
 
@@ -156,8 +157,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("bench-tuning"))
     args = parser.parse_args()
-    if args.first_seed < 1_000_000:
-        parser.error("--first-seed must be >= 1_000_000 (seeds below are training videos)")
+    if args.first_seed < TRAIN_SEED_LIMIT:
+        parser.error(f"--first-seed must be >= {TRAIN_SEED_LIMIT} (seeds below are training videos)")
 
     predictor = SegGPTPredictor.from_pretrained(args.model, device=args.device, dtype=args.dtype)
     print(f"model {args.model} ({predictor.model.config.half_size[0]}x{predictor.model.config.half_size[1]} per "
