@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from seggpt_core.model import PRESETS, SegGPT
     from seggpt_core.predictor import default_dtype
-    from seggpt_core.training import Trainer, TrainConfig
+    from seggpt_core.training import Trainer, TrainConfig, init_for_training
     from vos.training_data import Augment, SyntheticPairs, VideoFolderPairs
 
     if args.threads:
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         sampler = SyntheticPairs(augment, max_gap=args.max_gap)
 
     torch.manual_seed(args.seed)
-    model = SegGPT(model_cfg)
+    model = init_for_training(SegGPT(model_cfg))
     trainer = Trainer(model, sampler, cfg, args.out, device=device)
     resumed = trainer.resume()
     print(f"train: {'resumed at step ' + str(trainer.step) if resumed else 'fresh run'}; {args.preset} "

@@ -290,6 +290,22 @@ def warmup_cosine(cfg: TrainConfig) -> Callable[[int], float]:
     return factor
 
 
+def init_for_training(model: SegGPT) -> SegGPT:
+    """Painter/MAE initialisation for training from scratch: Xavier-uniform weights for every linear and conv layer
+    (convs as their flattened matrix), zero biases; LayerNorms, tokens and position tables as ``reset_parameters``.
+
+    ``reset_parameters`` draws every weight with std 0.02, which leaves the decoder head (1x1 conv, 16 inputs) painting
+    amplitudes ~0.1 where the targets span about -2..2.6 (ImageNet-normalised colours): Adam then spends thousands of
+    steps just growing the output scale, and the model sits at "paint the background" meanwhile.
+    """
+    model.reset_parameters()
+    for m in model.modules():
+        if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d)):
+            torch.nn.init.xavier_uniform_(m.weight.data.view(m.weight.shape[0], -1))
+            torch.nn.init.zeros_(m.bias)
+    return model
+
+
 def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     """No weight decay on biases, norms, learned tokens and position tables (standard ViT practice)."""
     decay, no_decay = [], []

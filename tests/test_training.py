@@ -290,3 +290,16 @@ def test_dataset_sample_depends_only_on_seed_and_index():
     b = ContextCanvases(tiny_sampler(), TINY, cfg, 10)
     assert torch.equal(a[4].images, b[4].images) and torch.equal(a[4].mask, b[4].mask)
     assert not torch.equal(a[4].images, a[5].images)
+
+
+def test_init_for_training_lets_the_head_paint_target_sized_colours():
+    """With std-0.02 weights the painted canvas starts ~100x smaller than the targets (about -2..2.6)."""
+    from seggpt_core.training import init_for_training
+
+    torch.manual_seed(0)
+    s = make_canvas(np.random.default_rng(0), two_object_pair, TINY, TrainConfig())
+    args = (s.images[None], s.targets[None], s.mask[None])
+    with torch.no_grad():
+        small = SegGPT(TINY).eval()(*args).std()
+        xavier = init_for_training(SegGPT(TINY)).eval()(*args).std()
+    assert small < 0.1 < xavier
