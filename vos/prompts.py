@@ -9,7 +9,7 @@ exception: its target is fixed, already drawn for the label set it was tuned for
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -22,6 +22,17 @@ class PromptFrame:
     image: torch.Tensor  #: (3, h, w) normalised image on the model's device
     slots: torch.Tensor | None  #: (h, w) int64 object slots on the same device (None when ``target`` is fixed)
     target: torch.Tensor | None = None  #: (3, h, w) fixed normalised target (a tuned prompt), used as is
+    _drawn: tuple[bytes, torch.Tensor] | None = field(default=None, repr=False)
+
+    def drawn(self, palette: np.ndarray, colours: torch.Tensor) -> torch.Tensor:
+        """(3, h, w) normalised target: the slots in ``colours`` (the normalised ``palette``). Cached per palette, so
+        a frame is recoloured only when the palette changes (an object appears), not on every frame it prompts."""
+        if self.target is not None:
+            return self.target
+        key = palette.tobytes()
+        if self._drawn is None or self._drawn[0] != key:
+            self._drawn = (key, colours[self.slots].permute(2, 0, 1))
+        return self._drawn[1]
 
 
 class PromptBank:
@@ -59,11 +70,11 @@ class PromptBank:
         """
         frames = self.frames()
         images = torch.stack([f.image for f in frames])
-        if only_slot is not None:
-            palette = np.array([[0, 0, 0], [255, 255, 255]], np.uint8)
-        colours = normalized_palette(palette, images.device)
-        targets = [f.target if f.target is not None
-                   else colours[f.slots if only_slot is None else (f.slots == only_slot).long()].permute(2, 0, 1)
+        if only_slot is None:
+            colours = normalized_palette(palette, images.device)
+            return images, torch.stack([f.drawn(palette, colours) for f in frames])
+        colours = normalized_palette(np.array([[0, 0, 0], [255, 255, 255]], np.uint8), images.device)
+        targets = [f.target if f.target is not None else colours[(f.slots == only_slot).long()].permute(2, 0, 1)
                    for f in frames]
         return images, torch.stack(targets)
 
