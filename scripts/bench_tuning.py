@@ -12,7 +12,7 @@ For each video of two sets, held-out generated videos (seeds >= 1_000_000, never
 
 Prints one table per set and per video, and writes everything to ``<out>/results.json``.
 
-    python scripts/bench_tuning.py [--model seggpt-vos-small] [--videos 6] [--steps 100] [--out bench-tuning]
+    python scripts/bench_tuning.py [--model seggpt-vos-small] [--videos 3] [--steps 60] [--out bench-tuning]
 """
 
 from __future__ import annotations
@@ -147,11 +147,11 @@ def main() -> int:
     parser.add_argument("--model", default=DEFAULT_MODEL, help="weights (default: the shipped small model)")
     parser.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default=None)
     parser.add_argument("--device", default=None)
-    parser.add_argument("--videos", type=int, default=6, help="generated held-out videos (default 6)")
+    parser.add_argument("--videos", type=int, default=3, help="generated held-out videos (default 3)")
     parser.add_argument("--first-seed", type=int, default=FIRST_SEED)
     parser.add_argument("--davis", type=Path, default=DAVIS_MINI, help="DAVIS-layout set (default davis-mini)")
     parser.add_argument("--tune-frames", type=int, default=3, help="annotated frames tuned on, frame 0 included")
-    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--lr", type=float, default=TuningConfig.lr)
     parser.add_argument("--batch-size", type=int, default=TuningConfig.batch_size)
     parser.add_argument("--seed", type=int, default=0)

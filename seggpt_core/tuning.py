@@ -141,7 +141,7 @@ class TuningConfig:
     """
 
     steps: int = 100
-    lr: float = 0.02
+    lr: float = 0.05
     batch_size: int = 4
     seed: int = 0
     tune_target: bool = False  #: also learn the target (mask) half, not only the image half

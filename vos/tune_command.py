@@ -137,7 +137,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     src.add_argument("--frames", nargs="+", type=int, metavar="I", help="indices of the annotated frames to tune on")
     t = p.add_argument_group("tuning")
     t.add_argument("--steps", type=int, default=100, help="optimisation steps (default 100)")
-    t.add_argument("--lr", type=float, default=0.02, help="Adam learning rate, cosine-decayed (default 0.02)")
+    t.add_argument("--lr", type=float, default=0.05, help="Adam learning rate, cosine-decayed (default 0.05)")
     t.add_argument("--batch-size", type=int, default=4, help="annotated images per step (default 4)")
     t.add_argument("--seed", type=int, default=0, help="seed of the batch sampling and augmentation (default 0)")
     t.add_argument("--init", type=int, default=0, metavar="I",
