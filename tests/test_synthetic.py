@@ -17,7 +17,6 @@ from vos.synthetic import (
     SyntheticVideo,
     SyntheticVideoConfig,
     generate_video,
-    sample_frame_pair,
     video_name,
     write_davis_dataset,
 )
@@ -113,19 +112,6 @@ def test_roaming_objects_leave_the_frame_and_come_back():
             gone = np.flatnonzero(~track)
             returns += bool(len(gone) and track[gone[0]:].any())
     assert returns >= 2
-
-
-def test_sample_frame_pair_is_seeded_by_the_generator():
-    config = SyntheticVideoConfig(size=(64, 96), num_frames=10, texture_source="procedural")
-    pair = sample_frame_pair(np.random.default_rng(1), config, max_gap=3)
-    again = sample_frame_pair(np.random.default_rng(1), config, max_gap=3)
-    for (image, labels), (image2, labels2) in zip(pair, again):
-        assert image.shape == (64, 96, 3) and labels.shape == (64, 96)
-        np.testing.assert_array_equal(image, image2)
-        np.testing.assert_array_equal(labels, labels2)
-    assert not np.array_equal(pair[0][0], pair[1][0])
-    other = sample_frame_pair(np.random.default_rng(2), config)
-    assert not np.array_equal(pair[0][0], other[0][0])
 
 
 def test_davis_dataset_layout_contents_and_resume(tmp_path):

@@ -492,24 +492,6 @@ def generate_video(seed: int, config: SyntheticVideoConfig = SyntheticVideoConfi
     return iter(SyntheticVideo(seed, config))
 
 
-def sample_frame_pair(rng: np.random.Generator, config: SyntheticVideoConfig = SyntheticVideoConfig(),
-                      max_gap: int | None = None) -> tuple[Frame, Frame]:
-    """Two distinct frames of one fresh random video, for training: ((image_a, labels_a), (image_b, labels_b)).
-
-    The video seed and both frame indices come from ``rng``; only the two frames are rendered. Frame a may come after
-    frame b. ``max_gap`` bounds |a - b| (default: the whole video). Labels are consistent between the two frames; an
-    object may be missing from either (left the frame, fully occluded, not entered yet).
-    """
-    video = SyntheticVideo(int(rng.integers(2 ** 63)), config)
-    if len(video) < 2:
-        raise InputError("sample_frame_pair needs num_frames >= 2")
-    gap_limit = len(video) - 1 if max_gap is None else min(max(max_gap, 1), len(video) - 1)
-    first = int(rng.integers(len(video)))
-    candidates = [t for t in range(first - gap_limit, first + gap_limit + 1) if 0 <= t < len(video) and t != first]
-    second = candidates[int(rng.integers(len(candidates)))]
-    return video.frame(first), video.frame(second)
-
-
 # ------------------------------------------------------------------------------------------------------ DAVIS writer
 
 
