@@ -40,6 +40,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--half-mask-prob", type=float, default=d.half_mask_prob)
     p.add_argument("--mix-context-prob", type=float, default=d.mix_context_prob)
+    p.add_argument("--prompt-noise-prob", type=float, default=d.prompt_noise_prob,
+                   help="chance a query-half sample shows the model a perturbed prompt mask")
+    p.add_argument("--prompt-noise-px", type=int, default=d.prompt_noise_px)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                    help="auto: bf16 autocast where the hardware runs bf16 fast (CUDA, AMX/AVX-512-bf16 CPUs), else fp32")
@@ -71,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     precision = args.precision if args.precision != "auto" else ("bf16" if default_dtype(device) == "bf16" else "fp32")
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, accumulate=args.accumulate, lr=args.lr,
                       min_lr=args.min_lr, warmup_steps=args.warmup_steps, weight_decay=args.weight_decay,
-                      half_mask_prob=args.half_mask_prob, mix_context_prob=args.mix_context_prob, seed=args.seed,
+                      half_mask_prob=args.half_mask_prob, mix_context_prob=args.mix_context_prob,
+                      prompt_noise_prob=args.prompt_noise_prob, prompt_noise_px=args.prompt_noise_px, seed=args.seed,
                       precision=precision, num_workers=args.workers, checkpoint_every=args.checkpoint_every)
     model_cfg = PRESETS[args.preset]
     augment = Augment(size=model_cfg.half_size)

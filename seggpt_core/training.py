@@ -64,6 +64,11 @@ class TrainConfig:
     ``half_mask_ratio`` 0.1). Painter's 0.1 suits long training of general painting; a short from-scratch run spends
     most samples on the task it will be used for, so the default is 0.75.
 
+    Prompt noise: at inference most prompts are the model's own earlier predictions, coarse and sometimes wrong. With
+    probability ``prompt_noise_prob`` a sample whose whole query half is hidden shows the model a perturbed prompt
+    (``perturb_labels``: objects grown or shrunk, the map shifted) while the loss still asks for the true query
+    labels, so the model learns to check the prompt against the images instead of copying its errors.
+
     Colours: object colours are uniform random RGB at least ``min_colour_distance`` apart (and from the background),
     or, with probability ``palette_prob``, the inference palette (``build_palette``) in shuffled order; the background
     is black with probability ``black_background_prob`` (as at inference), else a random colour.
@@ -87,6 +92,8 @@ class TrainConfig:
     black_background_prob: float = 0.85
     min_colour_distance: float = 60.0
     mix_context_prob: float = 0.0  #: chance a sample stitches two pairs side by side under one colour mapping
+    prompt_noise_prob: float = 0.0  #: chance the prompt labels the model sees are perturbed (query-half samples only)
+    prompt_noise_px: int = 2  #: largest shift / dilation / erosion of a perturbed prompt, in model pixels
     num_workers: int = 1  #: data-loader processes (0 = draw samples in the training process)
     log_every: int = 10
     checkpoint_every: int = 100
@@ -168,6 +175,31 @@ def block_mask(rng: np.random.Generator, grid: tuple[int, int], num_patches: int
     return flat
 
 
+def perturb_labels(rng: np.random.Generator, labels: np.ndarray, max_px: int) -> np.ndarray:
+    """A plausibly wrong copy of a label map: every object dilated or eroded by 0..max_px pixels (elliptic
+    kernel), then the whole map shifted by up to max_px pixels (vacated pixels become background)."""
+    out = labels.copy()
+    for label in np.unique(labels):
+        if label in (0, IGNORE_LABEL):
+            continue
+        radius = int(rng.integers(0, max_px + 1))
+        if radius == 0:
+            continue
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+        own = (labels == label).astype(np.uint8)
+        if rng.random() < 0.5:
+            grown = cv2.dilate(own, kernel).astype(bool)
+            out[grown & (out == 0)] = label
+        else:
+            out[(out == label) & ~cv2.erode(own, kernel).astype(bool)] = 0
+    dy, dx = (int(v) for v in rng.integers(-max_px, max_px + 1, 2))
+    shifted = np.zeros_like(out)
+    h, w = out.shape
+    shifted[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = out[max(-dy, 0):h - max(dy, 0),
+                                                                        max(-dx, 0):w - max(dx, 0)]
+    return shifted
+
+
 def training_mask(rng: np.random.Generator, grid: tuple[int, int], cfg: TrainConfig) -> np.ndarray:
     """The hidden mask-stream patches of one sample, (gh*gw,) bool: the query half or random blocks."""
     gh, gw = grid
@@ -209,7 +241,8 @@ def _compact_ids(labels_a: np.ndarray, labels_b: np.ndarray) -> tuple[np.ndarray
 
 class CanvasSample(NamedTuple):
     images: torch.Tensor  #: (3, H, W) image canvas, prompt over query, normalised
-    targets: torch.Tensor  #: (3, H, W) colour canvas, normalised (the full answer; hidden patches are masked inside)
+    shown: torch.Tensor  #: (3, H, W) colour canvas the model is given (hidden patches are masked inside the model)
+    targets: torch.Tensor  #: (3, H, W) colour canvas, normalised: the answer the loss compares with
     mask: torch.Tensor  #: (N,) bool, hidden mask-stream patches
     valid: torch.Tensor  #: (H, W) float, 0 where the label is IGNORE_LABEL
     seg_type: torch.Tensor  #: () long, SEMANTIC or INSTANCE
@@ -251,9 +284,14 @@ def make_canvas(rng: np.random.Generator, sampler: PairSampler, model_config: Se
     colours = random_colours(rng, num_labels, cfg)
     labels = np.concatenate([labels_a, labels_b])
     valid = labels != IGNORE_LABEL
-    drawn = colours[np.where(valid, labels, 0)]
+    targets = _normalise(colours[np.where(valid, labels, 0)])
     mask = training_mask(rng, model_config.grid, cfg)
-    return CanvasSample(_normalise(np.concatenate([image_a, image_b])), _normalise(drawn), torch.from_numpy(mask),
+    shown = targets
+    if mask[mask.size // 2:].all() and not mask[:mask.size // 2].any() and rng.random() < cfg.prompt_noise_prob:
+        noisy = perturb_labels(rng, labels_a, cfg.prompt_noise_px)
+        shown_labels = np.concatenate([noisy, labels_b])  # the query half is hidden from the model anyway
+        shown = _normalise(colours[np.where(shown_labels == IGNORE_LABEL, 0, shown_labels)])
+    return CanvasSample(_normalise(np.concatenate([image_a, image_b])), shown, targets, torch.from_numpy(mask),
                         torch.from_numpy(valid.astype(np.float32)), torch.tensor(seg_type))
 
 
@@ -406,9 +444,9 @@ class Trainer:
         total = 0.0
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16")
         for batch in micro_batches:
-            images, targets, mask, valid, seg_type = (t.to(self.device, non_blocking=True) for t in batch)
+            images, shown, targets, mask, valid, seg_type = (t.to(self.device, non_blocking=True) for t in batch)
             with autocast:
-                pred = self.model(images, targets, mask, seg_type=seg_type)
+                pred = self.model(images, shown, mask, seg_type=seg_type)
             loss = masked_loss(pred, targets, mask, self.model.config.patch_size, valid) / len(micro_batches)
             loss.backward()
             total += loss.item()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import torch
 from seggpt_core.model import PRESETS, SegGPT
 from seggpt_core.palette import build_palette
 from seggpt_core.training import (IGNORE_LABEL, INSTANCE, SEMANTIC, ContextCanvases, Pair, Trainer, TrainConfig,
-                                  block_mask, make_canvas, masked_loss, random_colours, training_mask, warmup_cosine)
+                                  block_mask, make_canvas, masked_loss, perturb_labels, random_colours, training_mask, warmup_cosine)
 from vos.synthetic import SyntheticVideoConfig
 from vos.training_data import (TRAIN_SEED_LIMIT, Augment, SyntheticPairs, VideoFolderPairs, frame_pair,
                                list_annotated_videos)
@@ -166,6 +167,45 @@ def test_mixed_context_stitches_two_pairs_with_distinct_colours():
     assert torch.equal(s.targets[:, :h], s.targets[:, h:])
 
 
+def test_prompt_noise_changes_what_the_model_sees_but_not_the_target():
+    cfg = TrainConfig(half_mask_prob=1.0, prompt_noise_prob=1.0, prompt_noise_px=2)
+    h = TINY.half_size[0]
+    changed = 0
+    for i in range(10):
+        s = make_canvas(np.random.default_rng([1, i]), two_object_pair, TINY, cfg)
+        assert torch.equal(s.shown[:, h:], s.targets[:, h:])  # hidden query half: the answer, never perturbed
+        changed += not torch.equal(s.shown[:, :h], s.targets[:, :h])
+        clean = make_canvas(np.random.default_rng([1, i]), two_object_pair, TINY, replace(cfg, prompt_noise_prob=0))
+        assert torch.equal(clean.shown, clean.targets)
+    assert changed >= 8
+    blocks = make_canvas(np.random.default_rng(0), two_object_pair, TINY, replace(cfg, half_mask_prob=0.0))
+    assert torch.equal(blocks.shown, blocks.targets)  # block masking may hide prompt patches: no noise there
+
+
+def test_perturb_labels_moves_boundaries_by_at_most_max_px():
+    labels = np.zeros((40, 40), np.uint8)
+    labels[10:30, 10:30] = 4
+    labels[0, :] = IGNORE_LABEL
+    rng = np.random.default_rng(0)
+    outs = [perturb_labels(rng, labels, 2) for _ in range(30)]
+    for out in outs:
+        assert set(np.unique(out)) <= {0, 4, IGNORE_LABEL}
+        rows, cols = np.nonzero(out == 4)
+        assert 6 <= rows.min() <= 14 and 25 <= rows.max() <= 33 and 6 <= cols.min() <= 14 and 25 <= cols.max() <= 33
+    assert sum(not np.array_equal(o, labels) for o in outs) >= 25
+
+
+def test_augment_crops_both_frames_alike():
+    labels = np.zeros((120, 160), np.uint8)
+    labels[20:100, 30:130] = 1
+    image = np.repeat(labels[..., None] * 200, 3, axis=2).astype(np.uint8)
+    aug = Augment((60, 80), crop_jitter=0.05, flip_prob=0, brightness=0, contrast=0, saturation=0, frame_jitter=0)
+    for i in range(20):
+        out = aug(np.random.default_rng(i), Pair(image, labels, image, labels))
+        a, b = out.labels_a.astype(bool), out.labels_b.astype(bool)
+        assert (a & b).sum() / (a | b).sum() > 0.6  # one shared crop, only jittered per frame
+
+
 # ----------------------------------------------------------------------------------------------------------- data
 
 def test_synthetic_pairs_are_deterministic_and_sized():
@@ -209,7 +249,7 @@ def test_augment_flips_image_and_labels_together():
     labels[:, :20] = 1
     image = np.zeros((40, 60, 3), np.uint8)
     image[:, :20] = 200
-    aug = Augment((20, 30), crop_scale=(1, 1), crop_ratio=(1, 1), flip_prob=1.0, brightness=0, contrast=0,
+    aug = Augment((20, 30), crop_scale=(1, 1), crop_ratio=(1, 1), crop_jitter=0, flip_prob=1.0, brightness=0, contrast=0,
                   saturation=0, frame_jitter=0)
     out = aug(np.random.default_rng(0), Pair(image, labels, image, labels))
     assert out.labels_a[:, -5:].all() and not out.labels_a[:, :5].any()

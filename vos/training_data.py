@@ -7,8 +7,8 @@ Each sampler is a :data:`seggpt_core.training.PairSampler`: called with a numpy 
   :data:`TRAIN_SEED_LIMIT` only: seeds at or above it are held out for evaluation and never trained on;
 * :class:`VideoFolderPairs` - any annotated DAVIS-layout or YouTube-VOS-layout training set.
 
-Augmentations (:class:`Augment`) are cheap OpenCV ones: an independent random resized crop per frame (camera motion
-and zoom between the frames), one horizontal flip and one colour jitter for the pair. Frames are cropped and resized
+Augmentations (:class:`Augment`) are cheap OpenCV ones: one random resized crop for the pair, moved and rescaled a
+little per frame (camera shake and zoom between the frames), one horizontal flip and one colour jitter for the pair. Frames are cropped and resized
 to the model's half size here, so everything downstream works on small arrays.
 """
 
@@ -33,11 +33,17 @@ TRAIN_SEED_LIMIT = 1_000_000
 
 @dataclass(frozen=True)
 class Augment:
-    """Random resized crop (per frame), horizontal flip and colour jitter (per pair), then resize to ``size``."""
+    """Random resized crop, horizontal flip and colour jitter (per pair), then resize to ``size``.
+
+    The crop is shared by the two frames and then shifted and rescaled per frame by up to ``crop_jitter`` of its
+    size: the frames of a pair keep roughly the geometry they have at inference (whole frames squashed to the model
+    size), and the model still sees the camera move between them.
+    """
 
     size: tuple[int, int]  #: (h, w) output size, the model's half size
     crop_scale: tuple[float, float] = (0.6, 1.0)  #: crop area as a fraction of the frame
     crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)  #: crop aspect relative to the frame's own
+    crop_jitter: float = 0.08  #: per-frame shift and log-scale change, as a fraction of the crop
     flip_prob: float = 0.5
     brightness: float = 0.3  #: factor drawn from 1 +- this
     contrast: float = 0.3
@@ -47,22 +53,37 @@ class Augment:
     def __call__(self, rng: np.random.Generator, pair: Pair) -> Pair:
         flip = rng.random() < self.flip_prob
         gains = 1 + rng.uniform(-1, 1, 3) * (self.brightness, self.contrast, self.saturation)
+        box = self._box(rng, *pair.labels_a.shape)
         frames = []
         for image, labels in ((pair.image_a, pair.labels_a), (pair.image_b, pair.labels_b)):
-            image, labels = self._crop(rng, image, labels)
+            image, labels = self._crop(self._jitter_box(rng, box, *labels.shape), image, labels)
             if flip:
                 image, labels = image[:, ::-1], labels[:, ::-1]
             brightness = gains[0] * (1 + rng.uniform(-1, 1) * self.frame_jitter)
             frames += [self._jitter(image, brightness, gains[1], gains[2]), np.ascontiguousarray(labels)]
         return Pair(*frames, seg_type=pair.seg_type)
 
-    def _crop(self, rng: np.random.Generator, image: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        fh, fw = labels.shape
+    def _box(self, rng: np.random.Generator, fh: int, fw: int) -> tuple[float, float, float, float]:
+        """A crop (y, x, h, w) in pixels of an (fh, fw) frame."""
         area = rng.uniform(*self.crop_scale) * fh * fw
         ratio = np.exp(rng.uniform(*np.log(self.crop_ratio))) * fw / fh
-        cw = int(min(fw, max(2, round(np.sqrt(area * ratio)))))
-        ch = int(min(fh, max(2, round(np.sqrt(area / ratio)))))
-        y, x = int(rng.integers(fh - ch + 1)), int(rng.integers(fw - cw + 1))
+        cw, ch = min(fw, np.sqrt(area * ratio)), min(fh, np.sqrt(area / ratio))
+        return rng.uniform(0, fh - ch), rng.uniform(0, fw - cw), ch, cw
+
+    def _jitter_box(self, rng: np.random.Generator, box: tuple[float, float, float, float], fh: int,
+                    fw: int) -> tuple[int, int, int, int]:
+        """``box`` moved and rescaled by up to ``crop_jitter``, kept inside the frame, in whole pixels."""
+        y, x, ch, cw = box
+        scale = np.exp(rng.uniform(-1, 1) * self.crop_jitter)
+        dy, dx = rng.uniform(-1, 1, 2) * self.crop_jitter
+        h, w = min(fh, max(2, round(ch * scale))), min(fw, max(2, round(cw * scale)))
+        top = int(np.clip(round(y + ch / 2 + dy * ch - h / 2), 0, fh - h))
+        left = int(np.clip(round(x + cw / 2 + dx * cw - w / 2), 0, fw - w))
+        return top, left, h, w
+
+    def _crop(self, box: tuple[int, int, int, int], image: np.ndarray,
+              labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        y, x, ch, cw = box
         h, w = self.size
         image = image[y:y + ch, x:x + cw]
         shrink = ch > h and cw > w
