@@ -4,13 +4,17 @@
 
 1. J&F on held-out generated videos: ``--videos`` synthetic DAVIS-style videos (480x854, default look) with seeds from
    ``--first-seed`` (default 2_000_000; training only ever uses seeds below ``vos.training_data.TRAIN_SEED_LIMIT``).
-2. J&F on ``shared/data/davis-mini`` (real DAVIS 2017 val videos, never trained on) against the trivial baseline that
-   repeats the first-frame mask on every frame, scored by the same evaluator.
-3. bf16 vs fp32: the same pipeline with the model's matmuls in bf16; the fraction of output pixels whose label equals
+2. J&F on ``shared/data/davis-mini`` (real DAVIS 2017 val videos, never trained on).
+   Both sets are also scored for the trivial baseline that repeats the first-frame mask on every frame, by the same
+   evaluator.
+   Both with the settings recommended for the model (``vos.session.model_config``, its ``propagation.json``)
+   and, for comparison, with ``--compare-context`` previous predictions (default 7, the paper's setting).
+3. bf16 vs fp32 (recommended settings): the same pipeline with the model's matmuls in bf16; the fraction of output pixels whose label equals
    the fp32 run's, over every written frame of both sets.
 
-Everything is written under ``--out`` (generated data, predictions, ``bench_small_model.json``); reruns reuse finished
-videos (the runner skips complete outputs).
+Everything is written under ``--out`` (generated data, predictions per precision and context, e.g.
+``davis-mini/fp32-context0/``, and ``bench_small_model.json``); reruns reuse finished videos (the runner skips
+complete outputs).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +35,7 @@ from seggpt_core.checkpoint import DEFAULT_MODEL  # noqa: E402
 from seggpt_core.predictor import SegGPTPredictor  # noqa: E402
 from vos.datasets import VideoTask, list_davis  # noqa: E402
 from vos.runner import run_tasks  # noqa: E402
-from vos.session import PropagationConfig  # noqa: E402
+from vos.session import PropagationConfig, model_config  # noqa: E402
 from vos.synthetic import SyntheticVideoConfig, write_davis_dataset  # noqa: E402
 from vos.training_data import TRAIN_SEED_LIMIT  # noqa: E402
 
@@ -76,38 +80,47 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames", type=int, default=50, help="frames per generated video")
     p.add_argument("--first-seed", type=int, default=2_000_000)
     p.add_argument("--davis", type=Path, default=DAVIS_MINI, help="DAVIS-layout real test set")
-    p.add_argument("--context", type=int, default=PropagationConfig().context, help="previous predictions as prompts")
+    p.add_argument("--context", type=int, default=None,
+                   help="previous predictions as prompts (default: the model's recommendation)")
+    p.add_argument("--compare-context", type=int, default=PropagationConfig().context,
+                   help="also score with this many previous predictions (default 7, the paper's setting)")
     p.add_argument("--skip-bf16", action="store_true")
     args = p.parse_args(argv)
     if args.first_seed < TRAIN_SEED_LIMIT:
         p.error(f"--first-seed must be >= {TRAIN_SEED_LIMIT}: lower seeds may have been trained on")
 
-    config = PropagationConfig(context=args.context)
+    fp32 = SegGPTPredictor.from_pretrained(args.model, device="cpu", dtype="fp32")
+    config = model_config(fp32, context=args.context)
     generated = args.out / "generated"
     video = SyntheticVideoConfig(num_frames=args.frames)
     write_davis_dataset(generated, range(args.first_seed, args.first_seed + args.videos), video, progress=True)
     sets = {"generated": generated, "davis-mini": args.davis}
-    results: dict = {"model": str(args.model), "context": args.context, "held_out_seeds":
+    results: dict = {"model": str(args.model), "context": config.context, "held_out_seeds":
                      [args.first_seed, args.first_seed + args.videos - 1],
                      "video_config": json.loads(json.dumps(asdict(video)))}
 
-    fp32 = SegGPTPredictor.from_pretrained(args.model, device="cpu", dtype="fp32")
+    compare = replace(config, context=args.compare_context)
     for name, root in sets.items():
-        results[name] = {"fp32": score(fp32, root, args.out / name / "fp32", config)}
-        print(f"{name}: fp32 J&F {results[name]['fp32']['jf'] * 100:.1f}", flush=True)
+        results[name] = {"fp32": score(fp32, root, args.out / name / f"fp32-context{config.context}", config)}
+        print(f"{name}: fp32 J&F {results[name]['fp32']['jf'] * 100:.1f} (context {config.context})", flush=True)
+        if compare != config:
+            folder = args.out / name / f"fp32-context{compare.context}"
+            results[name]["fp32_compare_context"] = score(fp32, root, folder, compare)
 
-    baseline = args.out / "davis-mini" / "repeat-first-mask"
-    repeat_first_mask(list_davis(args.davis), baseline)
-    report = evaluate_davis(args.davis, baseline, "val", workers=1)
-    results["davis-mini"]["repeat_first_mask"] = {"jf": report.overall.jf_mean, "j": report.overall.j.mean,
-                                                  "f": report.overall.f.mean}
+    for name, root in sets.items():
+        baseline = args.out / name / "repeat-first-mask"
+        repeat_first_mask(list_davis(root), baseline)
+        report = evaluate_davis(root, baseline, "val", workers=1)
+        results[name]["repeat_first_mask"] = {"jf": report.overall.jf_mean, "j": report.overall.j.mean,
+                                              "f": report.overall.f.mean}
 
     if not args.skip_bf16:
         bf16 = SegGPTPredictor.from_pretrained(args.model, device="cpu", dtype="bf16")
         equal = total = 0
         for name, root in sets.items():
-            results[name]["bf16"] = score(bf16, root, args.out / name / "bf16", config)
-            e, t = pixel_agreement(args.out / name / "fp32", args.out / name / "bf16")
+            results[name]["bf16"] = score(bf16, root, args.out / name / f"bf16-context{config.context}", config)
+            e, t = pixel_agreement(args.out / name / f"fp32-context{config.context}",
+                                   args.out / name / f"bf16-context{config.context}")
             results[name]["bf16_pixel_agreement"] = e / t
             equal, total = equal + e, total + t
         results["bf16_pixel_agreement"] = equal / total
@@ -121,11 +134,12 @@ def main(argv: list[str] | None = None) -> int:
 
     g, d = results["generated"], results["davis-mini"]
     print("\n| Set | J&F | J | F |\n|---|---|---|---|")
-    print(f"| generated held-out ({args.videos} videos, seeds {args.first_seed}..), fp32 | {pct(g['fp32']['jf'])} | "
-          f"{pct(g['fp32']['j'])} | {pct(g['fp32']['f'])} |")
-    print(f"| davis-mini, fp32 | {pct(d['fp32']['jf'])} | {pct(d['fp32']['j'])} | {pct(d['fp32']['f'])} |")
-    base = d["repeat_first_mask"]
-    print(f"| davis-mini, repeat first-frame mask | {pct(base['jf'])} | {pct(base['j'])} | {pct(base['f'])} |")
+    for label, r in ((f"generated held-out ({args.videos} videos, seeds {args.first_seed}..)", g), ("davis-mini", d)):
+        rows = [(f"fp32, context {config.context}", r["fp32"]), ("repeat first-frame mask", r["repeat_first_mask"])]
+        if "fp32_compare_context" in r:
+            rows.insert(1, (f"fp32, context {compare.context}", r["fp32_compare_context"]))
+        for what, x in rows:
+            print(f"| {label}, {what} | {pct(x['jf'])} | {pct(x['j'])} | {pct(x['f'])} |")
     if "bf16_pixel_agreement" in results:
         print(f"\nbf16 vs fp32 pixel agreement: {results['bf16_pixel_agreement'] * 100:.3f}% "
               f"(generated {pct(g['bf16_pixel_agreement'])}%, davis-mini {pct(d['bf16_pixel_agreement'])}%); "

@@ -21,13 +21,13 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
 
 def add_propagation_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("propagation")
-    g.add_argument("--context", type=int, default=7,
-                   help="previous predictions used as prompts besides the annotated frames (default 7: with the "
-                        "first frame, the paper's best 8)")
-    g.add_argument("--mode", choices=("joint", "per-object"), default="joint",
+    g.add_argument("--context", type=int, default=None,
+                   help="previous predictions used as prompts besides the annotated frames (default: 7, with the "
+                        "first frame the paper's best 8, unless the model's propagation.json recommends otherwise)")
+    g.add_argument("--mode", choices=("joint", "per-object"), default=None,
                    help="all objects in one pass as colours (default), or one binary pass per object")
-    g.add_argument("--upsample", choices=("nearest", "bilinear"), default="nearest",
-                   help="how labels return to the frame size (nearest = official)")
+    g.add_argument("--upsample", choices=("nearest", "bilinear"), default=None,
+                   help="how labels return to the frame size (default nearest = official)")
 
 
 def add_tuned_prompt_arg(parser: argparse.ArgumentParser, role: str) -> None:
@@ -52,14 +52,15 @@ def load_predictor(args: argparse.Namespace):
                                            compile=args.compile, seg_type=args.seg_type)
 
 
-def propagation_config(args: argparse.Namespace):
-    from .session import PropagationConfig
+def propagation_config(args: argparse.Namespace, predictor):
+    """The command line's settings over those recommended for the predictor's weights."""
+    from .session import model_config
 
-    if args.context < 0:
+    if args.context is not None and args.context < 0:
         from seggpt_core.errors import InputError
 
         raise InputError(f"--context must be >= 0, got {args.context}")
-    return PropagationConfig(context=args.context, mode=args.mode, upsample=args.upsample)
+    return model_config(predictor, context=args.context, mode=args.mode, upsample=args.upsample)
 
 
 # ------------------------------------------------------------------------------------------------------ segment
@@ -110,7 +111,8 @@ def run_propagate(args: argparse.Namespace) -> int:
     for frame, path in args.mask_at or []:
         masks[int(frame)] = path
     outputs = OutputSpec(masks=args.out, overlay=args.overlay, alpha=args.alpha, rle=args.rle, numpy=args.numpy)
-    stats = run_video(load_predictor(args), args.input, masks, outputs, propagation_config(args), name=args.name,
+    predictor = load_predictor(args)
+    stats = run_video(predictor, args.input, masks, outputs, propagation_config(args, predictor), name=args.name,
                       tuned=tuned, tuned_source=str(args.prompt))
     where = [str(p) for p in (args.out and args.out / stats.name, args.overlay, args.alpha, args.rle, args.numpy) if p]
     print(f"{stats.name}: {stats.frames} frames in {stats.seconds:.1f} s ({stats.fps:.2f} frames/s) -> "
@@ -136,7 +138,8 @@ def run_dataset(args: argparse.Namespace) -> int:
     if args.device is None:
         args.device = worker.device()
     print(f"rank {worker.rank}/{worker.world_size}: {len(mine)} of {len(tasks)} videos -> {args.out}")
-    run_tasks(load_predictor(args), mine, args.out, propagation_config(args), worker=worker,
+    predictor = load_predictor(args)
+    run_tasks(predictor, mine, args.out, propagation_config(args, predictor), worker=worker,
               overwrite=args.overwrite, tuned=load_tuned_prompt(args), tuned_source=str(args.prompt))
     return 0
 
@@ -147,7 +150,9 @@ def run_demo_command(args: argparse.Namespace) -> int:
 
     predictor = load_predictor(args)
     print(f"model {args.model or 'seggpt-vos-small (shipped)'} on {predictor.device}, {predictor.dtype}")
-    result = run_demo(predictor, args.out, seed=args.seed, config=propagation_config(args))
+    config = propagation_config(args, predictor)
+    print(f"prompts: the annotated frame + {config.context} previous predictions, {config.mode} mode")
+    result = run_demo(predictor, args.out, seed=args.seed, config=config)
     print(f"video + ground truth : {result.data}")
     print(f"predicted masks      : {result.masks}")
     print(f"overlay video        : {result.overlay}")
