@@ -1,0 +1,79 @@
+"""The shipped model (``seggpt_core/weights/seggpt-vos-small``): it loads as the default, it tracks objects through
+held-out videos better than repeating the first mask, and bf16 agrees with fp32.
+
+Oracles: the generator's exact ground truth and real DAVIS annotations, scored by ``eval/``; thresholds sit well
+below what ``scripts/bench_small_model.py`` measures (see the model card) so they test behaviour, not noise.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from eval.davis import evaluate_davis
+from seggpt_core.checkpoint import DEFAULT_MODEL, SHIPPED
+from seggpt_core.model import PRESETS
+from seggpt_core.predictor import SegGPTPredictor
+from vos.demo import DEMO_VIDEO, run_demo
+from vos.session import PropagationConfig, VideoSession, model_config
+from vos.synthetic import SyntheticVideo
+
+from .conftest import copy_davis_subset
+
+
+@pytest.fixture(scope="module")
+def predictor() -> SegGPTPredictor:
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    return SegGPTPredictor.from_pretrained(DEFAULT_MODEL, device="cpu", dtype="fp32")
+
+
+def repeat_first_mask_jf(root, out, names) -> float:
+    """J&F of the trivial baseline: every frame gets the sequence's first annotation."""
+    for name in names:
+        masks = sorted((root / "Annotations" / "480p" / name).glob("*.png"))
+        (out / name).mkdir(parents=True)
+        for frame in sorted((root / "JPEGImages" / "480p" / name).glob("*.jpg")):
+            shutil.copy(masks[0], out / name / f"{frame.stem}.png")
+    return evaluate_davis(root, out, "val", workers=1).overall.jf_mean
+
+
+def test_shipped_model_is_the_default_and_loads_with_its_preset(predictor):
+    assert predictor.model.config == PRESETS["seggpt-vos-small"]
+    assert predictor.model.weights_path.parent == SHIPPED[DEFAULT_MODEL]
+    assert model_config(predictor) == PropagationConfig()  # the paper's settings: first frame + 7 predictions
+
+
+def test_demo_tracks_far_better_than_repeating_the_first_mask(predictor, tmp_path):
+    result = run_demo(predictor, tmp_path / "demo", progress=False)
+    baseline = repeat_first_mask_jf(result.data, tmp_path / "baseline", ["demo"])
+    assert result.stats.frames == DEMO_VIDEO.num_frames
+    print(f"demo J&F {result.jf:.3f}, repeat-first-mask {baseline:.3f}")
+    assert result.jf > baseline + 0.15, (result.jf, baseline)
+
+
+def test_beats_repeating_the_first_mask_on_real_davis(predictor, shared_data, tmp_path):
+    root = copy_davis_subset(shared_data / "davis-mini", tmp_path / "davis", {"dog": 40, "parkour": 40})
+    from vos.datasets import list_davis
+    from vos.runner import run_tasks
+
+    run_tasks(predictor, list_davis(root), tmp_path / "pred", model_config(predictor), progress=False)
+    ours = evaluate_davis(root, tmp_path / "pred", "val", workers=1).overall.jf_mean
+    baseline = repeat_first_mask_jf(root, tmp_path / "baseline", ["dog", "parkour"])
+    print(f"shipped model J&F {ours:.3f}, repeat-first-mask {baseline:.3f}")
+    assert ours > baseline + 0.05, (ours, baseline)
+
+
+def test_bf16_agrees_with_fp32(predictor):
+    bf16 = SegGPTPredictor.from_pretrained(DEFAULT_MODEL, device="cpu", dtype="bf16")
+    video = SyntheticVideo(1_000_011, DEMO_VIDEO)
+    image, labels = video.frame(0)
+    frames = [(image, labels)] + [video.frame(t) for t in (3, 6)]
+    outputs = []
+    for p in (predictor, bf16):
+        session = VideoSession(p, (f[0] for f in frames), PropagationConfig(context=1))
+        session.add_mask(0, labels)
+        outputs.append(np.stack([pred.labels for pred in session.propagate()]))
+    assert (outputs[0] == outputs[1]).mean() >= 0.995
