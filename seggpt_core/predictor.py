@@ -150,7 +150,7 @@ class SegGPTPredictor:
         for q in queries:
             painted = self.paint(images, targets, self.prepare_image(q)[None])
             _, labels = scores_to_labels(painted_scores(painted, palette), q.shape[:2], upsample)
-            out.append(labels[0].to(torch.uint8).cpu().numpy())
+            out.append(labels[0].cpu().numpy())
         return out
 
     def _spatial_prompt(self, prompts: Sequence[Prompt], palette: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:

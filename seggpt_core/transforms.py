@@ -9,6 +9,7 @@ for smoother edges (not the official behaviour).
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 import numpy as np
@@ -68,7 +69,8 @@ def painted_scores(painted: torch.Tensor, palette: np.ndarray) -> torch.Tensor:
 
 def scores_to_labels(scores: torch.Tensor, out_size: tuple[int, int], upsample: Upsample = "nearest"
                      ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Labels from (Q, K+1, h, w) scores: at model resolution (Q, h, w) and at ``out_size`` (Q, H, W), int64.
+    """Labels from (Q, K+1, h, w) scores (K <= 255): at model resolution (Q, h, w) int64 and at ``out_size``
+    (Q, H, W) uint8.
 
     "nearest" decodes at model resolution and resizes the labels with torch's legacy nearest (src = floor(dst *
     scale)); since the argmax commutes with nearest resizing this equals the official resize-the-RGB-then-decode.
@@ -76,7 +78,22 @@ def scores_to_labels(scores: torch.Tensor, out_size: tuple[int, int], upsample: 
     """
     small = scores.argmax(1)
     if upsample == "bilinear":
-        return small, F.interpolate(scores, size=out_size, mode="bilinear", align_corners=False).argmax(1)
-    if small.shape[-2:] == tuple(out_size):
-        return small, small
-    return small, F.interpolate(small[:, None].float(), size=out_size, mode="nearest")[:, 0].long()
+        full = F.interpolate(scores, size=out_size, mode="bilinear", align_corners=False).argmax(1)
+        return small, full.to(torch.uint8)
+    return small, upsample_nearest(small.to(torch.uint8), out_size)
+
+
+def upsample_nearest(labels: torch.Tensor, out_size: tuple[int, int]) -> torch.Tensor:
+    """(..., h, w) -> (..., H, W) in the input's dtype, equal to ``F.interpolate(mode="nearest")`` (legacy nearest)
+    but a plain gather: no float copy of a full-resolution frame, about 10x cheaper per 480p frame on a CPU."""
+    rows = _nearest_source(labels.shape[-2], out_size[0]).to(labels.device)
+    cols = _nearest_source(labels.shape[-1], out_size[1]).to(labels.device)
+    return labels.index_select(-2, rows).index_select(-1, cols)
+
+
+@functools.lru_cache(maxsize=32)
+def _nearest_source(size_in: int, size_out: int) -> torch.Tensor:
+    """Source index of every output position under torch's legacy nearest: min(floor(dst * in / out), in - 1), in
+    float32 as its kernels compute it."""
+    index = (torch.arange(size_out, dtype=torch.float32) * (size_in / size_out)).floor().long()
+    return index.clamp_max_(size_in - 1)

@@ -78,3 +78,14 @@ def test_spatial_ensemble_runs_one_grid_prompt(models):
     assert images.shape == (1, 3, *TINY.half_size) and targets.shape == images.shape
     out = predictor.segment(prompts, [random_image(rng, 25, 35)], ensemble="spatial")
     assert out[0].shape == (25, 35) and out[0].max() <= 2
+
+
+@pytest.mark.parametrize("size_in,size_out", [((8, 8), (480, 854)), ((28, 28), (37, 1001)), ((64, 64), (63, 17)),
+                                              ((7, 13), (7, 13)), ((56, 56), (1080, 1920))])
+def test_upsample_nearest_equals_torch_legacy_nearest(size_in, size_out):
+    from seggpt_core.transforms import upsample_nearest
+
+    labels = torch.randint(0, 250, (2, *size_in))
+    ref = torch.nn.functional.interpolate(labels[:, None].float(), size=size_out, mode="nearest")[:, 0].long()
+    assert torch.equal(upsample_nearest(labels, size_out), ref)
+    assert torch.equal(upsample_nearest(labels.to(torch.uint8), size_out), ref.to(torch.uint8))

@@ -172,14 +172,14 @@ class VideoSession:
                 labels, source = given
                 check_mask(labels, frame_size=size, source=source)
                 self.objects.add_from(labels, source=source)
-                given_slots = torch.as_tensor(self.objects.to_slots(labels, source=source), device=slots.device)
+                given_slots = torch.as_tensor(self.objects.to_slots(labels, source=source), dtype=torch.uint8,
+                                              device=slots.device)
                 slots = torch.where(given_slots > 0, given_slots, self._drop(slots, given_slots))
-                small = resize_labels(slots.to(torch.uint8).cpu().numpy(), self.predictor.half_size)
+                small = resize_labels(slots.cpu().numpy(), self.predictor.half_size)
                 bank.add_permanent(PromptFrame(image, torch.from_numpy(small).to(image.device).long()))
             elif slots_small is not None:
                 bank.push(PromptFrame(image, slots_small))
-            yield Prediction(frame.index, frame.name, self.objects.to_ids(slots.to(torch.uint8).cpu().numpy()),
-                             frame.rgb)
+            yield Prediction(frame.index, frame.name, self.objects.to_ids(slots.cpu().numpy()), frame.rgb)
         pending = [i for i in self._masks if i > last]
         if pending:
             raise InputError(f"{self._masks[pending[0]][1]}: mask is given for frame {pending[0]} but the video "
@@ -193,9 +193,9 @@ class VideoSession:
 
     def _predict(self, bank: PromptBank, image: torch.Tensor, size: tuple[int, int]
                  ) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """Slots at model resolution (None before any prompt) and at the frame's size, (h, w) and (H, W)."""
+        """Slots at model resolution, (h, w) int64 (None before any prompt), and at the frame's size, (H, W) uint8."""
         if not len(bank) or not len(self.objects):
-            return None, torch.zeros(size, dtype=torch.long, device=image.device)
+            return None, torch.zeros(size, dtype=torch.uint8, device=image.device)
         palette = self.objects.palette()
         if self.config.mode == "joint":
             scores = painted_scores(self.predictor.paint(*bank.batch(palette), image[None]), palette)
