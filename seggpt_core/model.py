@@ -104,8 +104,9 @@ PRESETS: dict[str, SegGPTConfig] = {
 def _derived(owner: nn.Module, name: str, params: tuple[torch.Tensor, ...], compute):
     """``compute()``, cached on ``owner`` for inference: tables derived from parameters (the resized position
     embedding, the gathered relative-position tables) are built once, and rebuilt only when a parameter is updated
-    in place, moved or cast. With gradients on (training) nothing is cached, so the graph reaches the parameters."""
-    if torch.is_grad_enabled():
+    in place, moved or cast. With gradients on (training) nothing is cached, so the graph reaches the parameters; under
+    ``torch.compile`` neither, the compiler folds the tables itself (and must not see the module's dict mutated)."""
+    if torch.is_grad_enabled() or torch.compiler.is_compiling():
         return compute()
     key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in params)
     hit = owner.__dict__.get(name)
@@ -192,7 +193,7 @@ class Attention(nn.Module):
 
     def rel_tables(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """Rh (gh, gh, d) and Rw (gw, gw, d) gathered from the learned tables."""
-        return _derived(self, f"_rel_{dtype}", (self.rel_pos_h, self.rel_pos_w), lambda: (
+        return _derived(self, f"_rel_{str(dtype).removeprefix('torch.')}", (self.rel_pos_h, self.rel_pos_w), lambda: (
             self.rel_pos_h[self.rel_index_h].to(dtype), self.rel_pos_w[self.rel_index_w].to(dtype)))
 
     def forward(self, x: torch.Tensor, impl: AttentionImpl) -> torch.Tensor:

@@ -89,3 +89,20 @@ def test_upsample_nearest_equals_torch_legacy_nearest(size_in, size_out):
     ref = torch.nn.functional.interpolate(labels[:, None].float(), size=size_out, mode="nearest")[:, 0].long()
     assert torch.equal(upsample_nearest(labels, size_out), ref)
     assert torch.equal(upsample_nearest(labels.to(torch.uint8), size_out), ref.to(torch.uint8))
+
+
+def test_compiled_paint_equals_eager():
+    """``compile=True`` (torch.compile of the deduplicated path) paints what the eager path paints. Slow: the
+    compiler's first call takes minutes on a CPU; cached position/rel-pos tables once broke tracing."""
+    import copy
+
+    from seggpt_core.model import SegGPT
+
+    torch.manual_seed(0)
+    model = SegGPT(TINY)
+    eager = SegGPTPredictor(model, device="cpu", dtype="fp32")
+    compiled = SegGPTPredictor(copy.deepcopy(model), device="cpu", dtype="fp32", compile=True)
+    h, w = TINY.half_size
+    prompts, targets, queries = torch.randn(3, 3, h, w), torch.randn(3, 3, h, w), torch.randn(2, 3, h, w)
+    torch.testing.assert_close(compiled.paint(prompts, targets, queries), eager.paint(prompts, targets, queries),
+                               rtol=1e-5, atol=1e-5)
