@@ -12,7 +12,7 @@ For each video of two sets, held-out generated videos (seeds >= 1_000_000, never
 
 Prints one table per set and per video, and writes everything to ``<out>/results.json``.
 
-    python scripts/bench_tuning.py [--model seggpt-vos-small] [--videos 3] [--steps 60] [--out bench-tuning]
+    python scripts/bench_tuning.py [--model seggpt-vos-small] [--videos 3] [--steps 60] [--out runs/bench-tuning]
 """
 
 from __future__ import annotations
@@ -155,7 +155,7 @@ def main() -> int:
     parser.add_argument("--lr", type=float, default=TuningConfig.lr)
     parser.add_argument("--batch-size", type=int, default=TuningConfig.batch_size)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("bench-tuning"))
+    parser.add_argument("--out", type=Path, default=Path("runs/bench-tuning"))
     args = parser.parse_args()
     if args.first_seed < TRAIN_SEED_LIMIT:
         parser.error(f"--first-seed must be >= {TRAIN_SEED_LIMIT} (seeds below are training videos)")
