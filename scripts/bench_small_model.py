@@ -5,12 +5,10 @@
 1. J&F on held-out generated videos: ``--videos`` synthetic DAVIS-style videos (480x854, default look) with seeds from
    ``--first-seed`` (default 2_000_000; training only ever uses seeds below ``vos.training_data.TRAIN_SEED_LIMIT``).
 2. J&F on ``shared/data/davis-mini`` (real DAVIS 2017 val videos, never trained on).
-   Both sets are also scored for the trivial baseline that repeats the first-frame mask on every frame, by the same
-   evaluator.
-   Both with the settings recommended for the model (``vos.session.model_config``, its ``propagation.json``)
-   and, for comparison, with ``--compare-context`` previous predictions (default 7, the paper's setting).
-3. bf16 vs fp32 (recommended settings): the same pipeline with the model's matmuls in bf16; the fraction of output pixels whose label equals
-   the fp32 run's, over every written frame of both sets.
+   Both sets with ``--context`` previous predictions (default 7, the paper's setting), with ``--compare-context``
+   when given, and for the trivial baseline that repeats the first-frame mask on every frame, by the same evaluator.
+3. bf16 vs fp32 (``--context``): the same pipeline with the model's matmuls in bf16; the fraction of output pixels
+   whose label equals the fp32 run's, over every written frame of both sets.
 
 Everything is written under ``--out`` (generated data, predictions per precision and context, e.g.
 ``davis-mini/fp32-context0/``, and ``bench_small_model.json``); reruns reuse finished videos (the runner skips
@@ -35,7 +33,7 @@ from seggpt_core.checkpoint import DEFAULT_MODEL  # noqa: E402
 from seggpt_core.predictor import SegGPTPredictor  # noqa: E402
 from vos.datasets import VideoTask, list_davis  # noqa: E402
 from vos.runner import run_tasks  # noqa: E402
-from vos.session import PropagationConfig, model_config  # noqa: E402
+from vos.session import PropagationConfig  # noqa: E402
 from vos.synthetic import SyntheticVideoConfig, write_davis_dataset  # noqa: E402
 from vos.training_data import TRAIN_SEED_LIMIT  # noqa: E402
 
@@ -80,17 +78,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames", type=int, default=50, help="frames per generated video")
     p.add_argument("--first-seed", type=int, default=2_000_000)
     p.add_argument("--davis", type=Path, default=DAVIS_MINI, help="DAVIS-layout real test set")
-    p.add_argument("--context", type=int, default=None,
-                   help="previous predictions as prompts (default: the model's recommendation)")
-    p.add_argument("--compare-context", type=int, default=PropagationConfig().context,
-                   help="also score with this many previous predictions (default 7, the paper's setting)")
+    p.add_argument("--context", type=int, default=PropagationConfig().context, help="previous predictions as prompts")
+    p.add_argument("--compare-context", type=int, default=None, help="also score with this many previous predictions")
     p.add_argument("--skip-bf16", action="store_true")
     args = p.parse_args(argv)
     if args.first_seed < TRAIN_SEED_LIMIT:
         p.error(f"--first-seed must be >= {TRAIN_SEED_LIMIT}: lower seeds may have been trained on")
 
     fp32 = SegGPTPredictor.from_pretrained(args.model, device="cpu", dtype="fp32")
-    config = model_config(fp32, context=args.context)
+    config = PropagationConfig(context=args.context)
     generated = args.out / "generated"
     video = SyntheticVideoConfig(num_frames=args.frames)
     write_davis_dataset(generated, range(args.first_seed, args.first_seed + args.videos), video, progress=True)
@@ -99,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                      [args.first_seed, args.first_seed + args.videos - 1],
                      "video_config": json.loads(json.dumps(asdict(video)))}
 
-    compare = replace(config, context=args.compare_context)
+    compare = replace(config, context=args.compare_context if args.compare_context is not None else args.context)
     for name, root in sets.items():
         results[name] = {"fp32": score(fp32, root, args.out / name / f"fp32-context{config.context}", config)}
         print(f"{name}: fp32 J&F {results[name]['fp32']['jf'] * 100:.1f} (context {config.context})", flush=True)

@@ -178,7 +178,6 @@ def load_model(name_or_path: str | Path, *, config: SegGPTConfig | None = None, 
         raise InputError(f"checkpoint {path} does not fit the model config ({'; '.join(parts)}); "
                          "pass the matching config or the right checkpoint")
     model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
-    model.weights_path = path
     return model.eval()
 
 

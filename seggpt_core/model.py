@@ -275,7 +275,6 @@ class SegGPT(nn.Module):
 
     def __init__(self, config: SegGPTConfig | None = None) -> None:
         super().__init__()
-        self.weights_path: Path | None = None  #: the file ``from_pretrained`` loaded, for settings stored beside it
         cfg = self.config = config or SegGPTConfig()
         dim, p = cfg.embed_dim, cfg.patch_size
         self.patch_embed = nn.Module()

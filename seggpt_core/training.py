@@ -288,9 +288,8 @@ def make_canvas(rng: np.random.Generator, sampler: PairSampler, model_config: Se
     mask = training_mask(rng, model_config.grid, cfg)
     shown = targets
     if mask[mask.size // 2:].all() and not mask[:mask.size // 2].any() and rng.random() < cfg.prompt_noise_prob:
-        noisy = perturb_labels(rng, labels_a, cfg.prompt_noise_px)
-        shown_labels = np.concatenate([noisy, labels_b])  # the query half is hidden from the model anyway
-        shown = _normalise(colours[np.where(shown_labels == IGNORE_LABEL, 0, shown_labels)])
+        noisy = perturb_labels(rng, labels_a, cfg.prompt_noise_px)  # voids stay voids, drawn as background
+        shown = torch.cat([_normalise(colours[np.where(noisy == IGNORE_LABEL, 0, noisy)]), targets[:, len(noisy):]], 1)
     return CanvasSample(_normalise(np.concatenate([image_a, image_b])), shown, targets, torch.from_numpy(mask),
                         torch.from_numpy(valid.astype(np.float32)), torch.tensor(seg_type))
 

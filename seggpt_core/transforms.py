@@ -86,14 +86,14 @@ def scores_to_labels(scores: torch.Tensor, out_size: tuple[int, int], upsample: 
 def upsample_nearest(labels: torch.Tensor, out_size: tuple[int, int]) -> torch.Tensor:
     """(..., h, w) -> (..., H, W) in the input's dtype, equal to ``F.interpolate(mode="nearest")`` (legacy nearest)
     but a plain gather: no float copy of a full-resolution frame, about 10x cheaper per 480p frame on a CPU."""
-    rows = _nearest_source(labels.shape[-2], out_size[0]).to(labels.device)
-    cols = _nearest_source(labels.shape[-1], out_size[1]).to(labels.device)
+    rows = _nearest_source(labels.shape[-2], out_size[0], labels.device)
+    cols = _nearest_source(labels.shape[-1], out_size[1], labels.device)
     return labels.index_select(-2, rows).index_select(-1, cols)
 
 
 @functools.lru_cache(maxsize=32)
-def _nearest_source(size_in: int, size_out: int) -> torch.Tensor:
+def _nearest_source(size_in: int, size_out: int, device: torch.device) -> torch.Tensor:
     """Source index of every output position under torch's legacy nearest: min(floor(dst * in / out), in - 1), in
-    float32 as its kernels compute it."""
+    float32 as its kernels compute it; cached per device, so a video's frames reuse one index."""
     index = (torch.arange(size_out, dtype=torch.float32) * (size_in / size_out)).floor().long()
-    return index.clamp_max_(size_in - 1)
+    return index.clamp_max_(size_in - 1).to(device)

@@ -17,7 +17,7 @@ from seggpt_core.model import PRESETS, SegGPT
 from seggpt_core.predictor import SegGPTPredictor
 from vos.masks import read_label_png
 from vos.prompts import PromptBank, PromptFrame
-from vos.session import MODEL_SETTINGS_FILE, PropagationConfig, VideoSession, model_config
+from vos.session import PropagationConfig, VideoSession
 
 TINY = PRESETS["test-tiny"]
 
@@ -137,20 +137,3 @@ def test_bad_masks_are_input_errors(shared_data, repaint_predictor, case):
         else:
             next(session.propagate())
 
-
-def test_weights_folder_recommends_propagation_settings(tiny_checkpoint, tmp_path, shared_data):
-    import shutil
-
-    folder = shutil.copytree(tiny_checkpoint, tmp_path / "model")
-    plain = SegGPTPredictor.from_pretrained(tiny_checkpoint, device="cpu", dtype="fp32")
-    assert model_config(plain) == PropagationConfig()
-    (folder / MODEL_SETTINGS_FILE).write_text('{"context": 0, "upsample": "bilinear", "note": "ignored"}')
-    predictor = SegGPTPredictor.from_pretrained(folder, device="cpu", dtype="fp32")
-    assert model_config(predictor) == PropagationConfig(context=0, upsample="bilinear")
-    assert model_config(predictor, context=3, mode=None) == PropagationConfig(context=3, upsample="bilinear")
-    frames = shared_data / "davis-mini" / "JPEGImages" / "480p" / "blackswan"
-    assert VideoSession(predictor, frames).config.context == 0  # the session's default follows the weights
-    assert VideoSession(predictor, frames, PropagationConfig()).config.context == 7  # explicit settings win
-    (folder / MODEL_SETTINGS_FILE).write_text('{"context": ')
-    with pytest.raises(InputError, match=MODEL_SETTINGS_FILE):
-        model_config(predictor)

@@ -21,13 +21,13 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
 
 def add_propagation_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("propagation")
-    g.add_argument("--context", type=int, default=None,
-                   help="previous predictions used as prompts besides the annotated frames (default: 7, with the "
-                        "first frame the paper's best 8, unless the model's propagation.json recommends otherwise)")
-    g.add_argument("--mode", choices=("joint", "per-object"), default=None,
+    g.add_argument("--context", type=int, default=7,
+                   help="previous predictions used as prompts besides the annotated frames (default 7: with the "
+                        "first frame, the paper's best 8)")
+    g.add_argument("--mode", choices=("joint", "per-object"), default="joint",
                    help="all objects in one pass as colours (default), or one binary pass per object")
-    g.add_argument("--upsample", choices=("nearest", "bilinear"), default=None,
-                   help="how labels return to the frame size (default nearest = official)")
+    g.add_argument("--upsample", choices=("nearest", "bilinear"), default="nearest",
+                   help="how labels return to the frame size (nearest = official)")
 
 
 def add_tuned_prompt_arg(parser: argparse.ArgumentParser, role: str) -> None:
@@ -52,15 +52,14 @@ def load_predictor(args: argparse.Namespace):
                                            compile=args.compile, seg_type=args.seg_type)
 
 
-def propagation_config(args: argparse.Namespace, predictor):
-    """The command line's settings over those recommended for the predictor's weights."""
-    from .session import model_config
+def propagation_config(args: argparse.Namespace):
+    from .session import PropagationConfig
 
-    if args.context is not None and args.context < 0:
+    if args.context < 0:
         from seggpt_core.errors import InputError
 
         raise InputError(f"--context must be >= 0, got {args.context}")
-    return model_config(predictor, context=args.context, mode=args.mode, upsample=args.upsample)
+    return PropagationConfig(context=args.context, mode=args.mode, upsample=args.upsample)
 
 
 # ------------------------------------------------------------------------------------------------------ segment
@@ -111,8 +110,7 @@ def run_propagate(args: argparse.Namespace) -> int:
     for frame, path in args.mask_at or []:
         masks[int(frame)] = path
     outputs = OutputSpec(masks=args.out, overlay=args.overlay, alpha=args.alpha, rle=args.rle, numpy=args.numpy)
-    predictor = load_predictor(args)
-    stats = run_video(predictor, args.input, masks, outputs, propagation_config(args, predictor), name=args.name,
+    stats = run_video(load_predictor(args), args.input, masks, outputs, propagation_config(args), name=args.name,
                       tuned=tuned, tuned_source=str(args.prompt))
     where = [str(p) for p in (args.out and args.out / stats.name, args.overlay, args.alpha, args.rle, args.numpy) if p]
     print(f"{stats.name}: {stats.frames} frames in {stats.seconds:.1f} s ({stats.fps:.2f} frames/s) -> "
@@ -138,8 +136,7 @@ def run_dataset(args: argparse.Namespace) -> int:
     if args.device is None:
         args.device = worker.device()
     print(f"rank {worker.rank}/{worker.world_size}: {len(mine)} of {len(tasks)} videos -> {args.out}")
-    predictor = load_predictor(args)
-    run_tasks(predictor, mine, args.out, propagation_config(args, predictor), worker=worker,
+    run_tasks(load_predictor(args), mine, args.out, propagation_config(args), worker=worker,
               overwrite=args.overwrite, tuned=load_tuned_prompt(args), tuned_source=str(args.prompt))
     return 0
 
@@ -150,7 +147,7 @@ def run_demo_command(args: argparse.Namespace) -> int:
 
     predictor = load_predictor(args)
     print(f"model {args.model or 'seggpt-vos-small (shipped)'} on {predictor.device}, {predictor.dtype}")
-    config = propagation_config(args, predictor)
+    config = propagation_config(args)
     print(f"prompts: the annotated frame + {config.context} previous predictions, {config.mode} mode")
     result = run_demo(predictor, args.out, seed=args.seed, config=config)
     print(f"video + ground truth : {result.data}")

@@ -33,7 +33,7 @@ class DemoResult:
 
 
 def run_demo(predictor: SegGPTPredictor, out: Path, *, seed: int | None = None,
-             video: SyntheticVideoConfig = DEMO_VIDEO, config: PropagationConfig | None = None,
+             video: SyntheticVideoConfig = DEMO_VIDEO, config: PropagationConfig = PropagationConfig(),
              progress: bool = True) -> DemoResult:
     from eval.davis import evaluate_davis
 

@@ -62,12 +62,11 @@ class VideoStats:
 
 def run_video(predictor: SegGPTPredictor, video: str | Path | Iterable | FrameSource,
               masks: Mapping[int, str | Path | np.ndarray], outputs: OutputSpec,
-              config: PropagationConfig | None = None, *, name: str | None = None,
+              config: PropagationConfig = PropagationConfig(), *, name: str | None = None,
               palette: np.ndarray | None = None, progress: bool = True, tuned: TunedPrompt | None = None,
               tuned_source: str = "tuned prompt") -> VideoStats:
     """Propagate ``masks`` (frame index -> mask) through ``video`` and write ``outputs``; returns timing.
 
-    ``config``: propagation settings (default: those recommended for the predictor's weights, ``model_config``).
     ``palette``: colours of the output PNGs (default: the first mask PNG's own palette, else DAVIS colours).
     ``tuned``: a tuned prompt used as a permanent example alongside the masks (or instead: ``masks`` may be empty).
 

@@ -16,9 +16,8 @@ alongside the masks or instead of them.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
@@ -50,27 +49,6 @@ class PropagationConfig:
     upsample: Upsample = "nearest"  #: "nearest" is the official behaviour; "bilinear" smooths the painted colours
 
 
-#: A weights folder may hold this file beside the weights: the propagation settings that suit that model, e.g.
-#: ``{"context": 0}`` for a model that drifts when fed its own predictions. Settings passed explicitly always win.
-MODEL_SETTINGS_FILE = "propagation.json"
-
-
-def model_config(predictor: SegGPTPredictor, **overrides) -> PropagationConfig:
-    """The propagation settings for ``predictor``'s weights: the paper's defaults, then the weights folder's
-    ``propagation.json`` when it has one, then ``overrides`` (None values are ignored)."""
-    config = PropagationConfig()
-    weights = predictor.model.weights_path
-    settings = weights.parent / MODEL_SETTINGS_FILE if weights is not None else None
-    if settings is not None and settings.is_file():
-        names = {f.name for f in fields(PropagationConfig)}
-        try:
-            values = json.loads(settings.read_text())
-            config = replace(config, **{k: v for k, v in values.items() if k in names})
-        except (ValueError, TypeError, AttributeError) as err:
-            raise InputError(f"{settings}: not a valid propagation settings file ({err}); fix or delete it") from None
-    return replace(config, **{k: v for k, v in overrides.items() if v is not None})
-
-
 class Prediction(NamedTuple):
     index: int  #: position in the stream
     name: str  #: output name of the frame (file stem or %05d)
@@ -84,14 +62,14 @@ class VideoSession:
     Args:
         predictor: the SegGPT predictor (model, device, dtype) shared by all sessions.
         video: a video file, a frame folder, a ``cv2.VideoCapture`` or any iterable of (H, W, 3) uint8 RGB frames.
-        config: propagation settings (default: :func:`model_config`, the settings recommended for the weights).
+        config: propagation settings.
         name: the video's name for outputs (default: from the path).
     """
 
     def __init__(self, predictor: SegGPTPredictor, video: str | Path | Iterable | FrameSource,
-                 config: PropagationConfig | None = None, *, name: str | None = None) -> None:
+                 config: PropagationConfig = PropagationConfig(), *, name: str | None = None) -> None:
         self.predictor = predictor
-        self.config = config if config is not None else model_config(predictor)
+        self.config = config
         self.source = open_source(video, name=name)
         self.objects = ObjectIds()
         self.palette: np.ndarray | None = None  #: colours of the first mask PNG that had a palette (for outputs)
