@@ -15,6 +15,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
@@ -22,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     from seggpt_core.training import TrainConfig
+    from vos.training_data import SyntheticPairs
 
     d = TrainConfig()
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -31,6 +33,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="DAVIS/YouTube-VOS training set root (default: procedural synthetic videos)")
     p.add_argument("--split", default="train", help="ImageSets/2017/<split>.txt for a DAVIS layout")
     p.add_argument("--max-gap", type=int, default=8, help="largest frame distance within a pair")
+    p.add_argument("--object-radius", type=float, nargs=2, default=SyntheticPairs.video.object_radius,
+                   metavar=("MIN", "MAX"), help="generated objects' radius range, fraction of the short side")
     p.add_argument("--steps", type=int, default=d.steps)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--accumulate", type=int, default=d.accumulate, help="micro-batches per optimiser step")
@@ -43,6 +47,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--prompt-noise-prob", type=float, default=d.prompt_noise_prob,
                    help="chance a query-half sample shows the model a perturbed prompt mask")
     p.add_argument("--prompt-noise-px", type=int, default=d.prompt_noise_px)
+    p.add_argument("--pairs-per-scene", type=int, default=d.pairs_per_scene,
+                   help="consecutive samples drawn from one video (shares the cost of generating it)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                    help="auto: bf16 autocast where the hardware runs bf16 fast (CUDA, AMX/AVX-512-bf16 CPUs), else fp32")
@@ -75,14 +81,16 @@ def main(argv: list[str] | None = None) -> int:
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, accumulate=args.accumulate, lr=args.lr,
                       min_lr=args.min_lr, warmup_steps=args.warmup_steps, weight_decay=args.weight_decay,
                       half_mask_prob=args.half_mask_prob, mix_context_prob=args.mix_context_prob,
-                      prompt_noise_prob=args.prompt_noise_prob, prompt_noise_px=args.prompt_noise_px, seed=args.seed,
+                      prompt_noise_prob=args.prompt_noise_prob, prompt_noise_px=args.prompt_noise_px,
+                      pairs_per_scene=args.pairs_per_scene, seed=args.seed,
                       precision=precision, num_workers=args.workers, checkpoint_every=args.checkpoint_every)
     model_cfg = PRESETS[args.preset]
     augment = Augment(size=model_cfg.half_size)
     if args.data_root:
         sampler = VideoFolderPairs(args.data_root, augment, split=args.split, max_gap=args.max_gap)
     else:
-        sampler = SyntheticPairs(augment, max_gap=args.max_gap)
+        video = replace(SyntheticPairs.video, object_radius=tuple(args.object_radius))
+        sampler = SyntheticPairs(augment, video, max_gap=args.max_gap)
 
     torch.manual_seed(args.seed)
     model = init_for_training(SegGPT(model_cfg))

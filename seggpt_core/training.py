@@ -8,7 +8,7 @@ mask stream are hidden (the whole query half, as at inference, or random blocks 
 is trained to paint them back: smooth-L1 (beta 0.01) on the hidden patches only.
 
 This module knows nothing about videos: it consumes a :data:`PairSampler`, any callable that draws a :class:`Pair`
-from a numpy ``Generator``. Sample ``i`` of a run is drawn from ``default_rng([seed, i])``, so the data stream is a
+from numpy ``Generator``s. Sample ``i`` of a run is drawn from ``default_rng([seed, i])``, so the data stream is a
 pure function of (seed, sample index): data-loader workers, interruption and resumption all see the same samples, and
 the sampler's whole state in a checkpoint is the step counter.
 """
@@ -50,8 +50,10 @@ class Pair(NamedTuple):
     seg_type: int = INSTANCE  #: INSTANCE (one colour per object) or SEMANTIC (one colour per class)
 
 
-#: Draws one pair; must be deterministic given the generator's state.
-PairSampler = Callable[[np.random.Generator], Pair]
+#: Draws one pair as ``sampler(scene, rng)``, deterministically given the two generators' states: ``scene`` picks the
+#: expensive part (which video), ``rng`` everything else (frames, augmentation). Consecutive samples that share a
+#: scene get equal ``scene`` generators, so a sampler may cache what the scene costs to build.
+PairSampler = Callable[[np.random.Generator, np.random.Generator], Pair]
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,7 @@ class TrainConfig:
     mix_context_prob: float = 0.0  #: chance a sample stitches two pairs side by side under one colour mapping
     prompt_noise_prob: float = 0.0  #: chance the prompt labels the model sees are perturbed (query-half samples only)
     prompt_noise_px: int = 2  #: largest shift / dilation / erosion of a perturbed prompt, in model pixels
+    pairs_per_scene: int = 1  #: consecutive samples drawn from one scene (video): its cost is shared between them
     num_workers: int = 1  #: data-loader processes (0 = draw samples in the training process)
     log_every: int = 10
     checkpoint_every: int = 100
@@ -101,6 +104,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.batch_size % self.accumulate:
             raise ValueError(f"batch_size {self.batch_size} must be a multiple of accumulate {self.accumulate}")
+        if self.pairs_per_scene < 1:
+            raise ValueError(f"pairs_per_scene must be >= 1, got {self.pairs_per_scene}")
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
         object.__setattr__(self, "betas", tuple(self.betas))
@@ -249,7 +254,9 @@ class CanvasSample(NamedTuple):
 
 
 class ContextCanvases(Dataset):
-    """Sample ``i`` of a run as a training canvas, drawn from ``default_rng([seed, i])``."""
+    """Sample ``i`` of a run as a training canvas, drawn from ``default_rng([seed, i])``; its scene from
+    ``default_rng([seed, i // pairs_per_scene, 1])``, or from the sample's own stream when ``pairs_per_scene`` is 1 (so
+    runs from before scenes were shared draw the same data)."""
 
     def __init__(self, sampler: PairSampler, model_config: SegGPTConfig, cfg: TrainConfig, length: int) -> None:
         self.sampler, self.model_config, self.cfg, self.length = sampler, model_config, cfg, length
@@ -258,15 +265,20 @@ class ContextCanvases(Dataset):
         return self.length
 
     def __getitem__(self, index: int) -> CanvasSample:
-        return make_canvas(np.random.default_rng([self.cfg.seed, index]), self.sampler, self.model_config, self.cfg)
+        rng = np.random.default_rng([self.cfg.seed, index])
+        group = self.cfg.pairs_per_scene
+        scene = rng if group == 1 else np.random.default_rng([self.cfg.seed, index // group, 1])
+        return make_canvas(rng, self.sampler, self.model_config, self.cfg, scene)
 
 
-def make_canvas(rng: np.random.Generator, sampler: PairSampler, model_config: SegGPTConfig,
-                cfg: TrainConfig) -> CanvasSample:
-    """Draw a pair (or, with ``mix_context_prob``, two pairs stitched side by side) and colour it at random."""
+def make_canvas(rng: np.random.Generator, sampler: PairSampler, model_config: SegGPTConfig, cfg: TrainConfig,
+                scene: np.random.Generator | None = None) -> CanvasSample:
+    """Draw a pair from ``scene`` (default: ``rng``) or, with ``mix_context_prob``, that pair and one of another scene
+    stitched side by side, and colour it at random."""
     h, w = model_config.half_size
+    scene = rng if scene is None else scene
     if rng.random() < cfg.mix_context_prob:
-        first, second = sampler(rng), sampler(rng)
+        first, second = sampler(scene, rng), sampler(rng, rng)
         a1, b1, shift = _compact_ids(first.labels_a, first.labels_b)
         a2, b2, _ = _compact_ids(second.labels_a, second.labels_b)
         a2, b2 = (np.where((x == 0) | (x == IGNORE_LABEL), x, x + shift).astype(np.uint8) for x in (a2, b2))
@@ -277,7 +289,7 @@ def make_canvas(rng: np.random.Generator, sampler: PairSampler, model_config: Se
         (image_a, labels_a), (image_b, labels_b) = halves
         seg_type = first.seg_type
     else:
-        pair = sampler(rng)
+        pair = sampler(scene, rng)
         (image_a, labels_a), (image_b, labels_b) = _fit(pair[0], pair[1], (h, w)), _fit(pair[2], pair[3], (h, w))
         seg_type = pair.seg_type
     labels_a, labels_b, num_labels = _compact_ids(labels_a, labels_b)
@@ -407,7 +419,8 @@ class Trainer:
         if not self.checkpoint_path.is_file():
             return False
         state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
-        if state["train_config"] != asdict(self.cfg) or state["model_config"] != self.model.config.to_dict():
+        # from_dict: fields added since the checkpoint was written take their defaults, which reproduce the old runs
+        if TrainConfig.from_dict(state["train_config"]) != self.cfg or state["model_config"] != self.model.config.to_dict():
             raise ValueError(f"{self.checkpoint_path} belongs to another configuration; use a new output folder")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])

@@ -34,7 +34,7 @@ def tiny_sampler() -> SyntheticPairs:
     return SyntheticPairs(Augment(TINY.half_size), VIDEO, max_gap=4)
 
 
-def two_object_pair(rng: np.random.Generator) -> Pair:
+def two_object_pair(scene: np.random.Generator, rng: np.random.Generator) -> Pair:
     """Left half object 1, right half object 2, random texture; same layout in both frames."""
     labels = np.zeros((32, 32), np.uint8)
     labels[4:28, 2:14], labels[4:28, 18:30] = 1, 2
@@ -145,7 +145,7 @@ def test_random_colours_are_distinct_and_sometimes_the_inference_palette():
 
 
 def test_void_pixels_are_drawn_as_background_and_excluded():
-    def pair_with_void(rng):
+    def pair_with_void(scene, rng):
         labels = np.zeros((32, 32), np.uint8)
         labels[8:24, 8:24] = 3
         labels[:2] = IGNORE_LABEL
@@ -210,9 +210,9 @@ def test_augment_crops_both_frames_alike():
 
 def test_synthetic_pairs_are_deterministic_and_sized():
     sampler = tiny_sampler()
-    a = sampler(np.random.default_rng(7))
-    b = sampler(np.random.default_rng(7))
-    c = sampler(np.random.default_rng(8))
+    a = sampler(np.random.default_rng(7), np.random.default_rng(7))
+    b = sampler(np.random.default_rng(7), np.random.default_rng(7))
+    c = sampler(np.random.default_rng(8), np.random.default_rng(8))
     for x, y in zip(a, b):
         assert np.array_equal(x, y)
     assert not np.array_equal(a.image_a, c.image_a)
@@ -231,10 +231,27 @@ def test_synthetic_training_seeds_stay_below_the_held_out_range(monkeypatch):
         return real(seed, config)
 
     monkeypatch.setattr(td, "SyntheticVideo", spy)
+    td._planned_video.cache_clear()
     sampler = tiny_sampler()
     for i in range(20):
-        sampler(np.random.default_rng(i))
+        sampler(np.random.default_rng(i), np.random.default_rng(i))
     assert len(seen) == 20 and all(0 <= s < TRAIN_SEED_LIMIT for s in seen)
+
+
+def test_samples_of_one_scene_plan_their_video_once(monkeypatch):
+    """pairs_per_scene = 4: samples 0-3 share a video (planned once), sample 4 starts the next; pairs still differ."""
+    import vos.training_data as td
+
+    seen = []
+    real = td.SyntheticVideo
+    monkeypatch.setattr(td, "SyntheticVideo", lambda seed, config: seen.append(seed) or real(seed, config))
+    td._planned_video.cache_clear()
+    data = ContextCanvases(tiny_sampler(), TINY, TrainConfig(pairs_per_scene=4), 8)
+    samples = [data[i] for i in range(5)]
+    assert len(seen) == 2 and seen[0] != seen[1]
+    assert not torch.equal(samples[0].images, samples[1].images)
+    again = ContextCanvases(tiny_sampler(), TINY, TrainConfig(pairs_per_scene=4), 8)
+    assert torch.equal(again[2].images, samples[2].images)
 
 
 def test_frame_pair_respects_the_gap():
@@ -263,9 +280,9 @@ def test_video_folder_pairs_read_davis_layout(tmp_path):
     videos = list_annotated_videos(tmp_path)
     assert len(videos) == 1 and len(videos[0].frames) == VIDEO.num_frames
     sampler = VideoFolderPairs(tmp_path, Augment((32, 32)), max_gap=2)
-    pair = sampler(np.random.default_rng(0))
+    pair = sampler(np.random.default_rng(0), np.random.default_rng(0))
     assert pair.image_a.shape == (32, 32, 3) and pair.labels_a.dtype == np.uint8
-    same = sampler(np.random.default_rng(0))
+    same = sampler(np.random.default_rng(0), np.random.default_rng(0))
     assert all(np.array_equal(x, y) for x, y in zip(pair, same))
 
 
@@ -308,6 +325,16 @@ def test_resume_refuses_another_configuration(tmp_path):
     tiny_trainer(tmp_path).train(until=3, progress=False)
     with pytest.raises(ValueError, match="another configuration"):
         tiny_trainer(tmp_path, lr=5e-4).resume()
+
+
+def test_resume_accepts_a_checkpoint_from_before_a_config_field_existed(tmp_path):
+    """Fields added to TrainConfig later default to the old behaviour, so older runs still resume."""
+    tiny_trainer(tmp_path).train(until=3, progress=False)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    del state["train_config"]["pairs_per_scene"]
+    torch.save(state, tmp_path / "checkpoint.pt")
+    resumed = tiny_trainer(tmp_path)
+    assert resumed.resume() and resumed.step == 3
 
 
 def test_data_loader_workers_give_the_same_batches(tmp_path):

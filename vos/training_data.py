@@ -1,7 +1,7 @@
 """Training pairs from videos: two frames of one video, objects keeping their ids, augmented.
 
-Each sampler is a :data:`seggpt_core.training.PairSampler`: called with a numpy ``Generator`` it returns a
-:class:`~seggpt_core.training.Pair`, deterministically. Sources:
+Each sampler is a :data:`seggpt_core.training.PairSampler`: called with two numpy ``Generator``s (the scene's, which
+picks the video, and the sample's) it returns a :class:`~seggpt_core.training.Pair`, deterministically. Sources:
 
 * :class:`SyntheticPairs` - a fresh procedural video (:mod:`vos.synthetic`) per pair, seeds below
   :data:`TRAIN_SEED_LIMIT` only: seeds at or above it are held out for evaluation and never trained on;
@@ -14,6 +14,7 @@ to the model's half size here, so everything downstream works on small arrays.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,17 +115,23 @@ class SyntheticPairs:
     """Two frames of a fresh synthetic video (seed drawn below :data:`TRAIN_SEED_LIMIT`), augmented.
 
     ``video`` sets the look of the videos; render them small (e.g. 128x228 for a 64x64 model): the crop and resize
-    to the model size happen afterwards, and the cost of a pair is planning one video plus two renders.
+    to the model size happen afterwards. Planning a video costs about ten times a pair's two renders, so the last few
+    planned videos are cached: pairs that share a scene (``TrainConfig.pairs_per_scene``) plan it once.
     """
 
     augment: Augment
     video: SyntheticVideoConfig = SyntheticVideoConfig(size=(128, 228), num_frames=40, object_radius=(0.1, 0.25))
     max_gap: int = 8
 
-    def __call__(self, rng: np.random.Generator) -> Pair:
-        video = SyntheticVideo(int(rng.integers(TRAIN_SEED_LIMIT)), self.video)
+    def __call__(self, scene: np.random.Generator, rng: np.random.Generator) -> Pair:
+        video = _planned_video(int(scene.integers(TRAIN_SEED_LIMIT)), self.video)
         a, b = frame_pair(rng, len(video), self.max_gap)
         return self.augment(rng, Pair(*video.frame(a), *video.frame(b)))
+
+
+@functools.lru_cache(maxsize=4)
+def _planned_video(seed: int, config: SyntheticVideoConfig) -> SyntheticVideo:
+    return SyntheticVideo(seed, config)
 
 
 @dataclass(frozen=True)
@@ -173,8 +180,8 @@ class VideoFolderPairs:
         self.videos = list_annotated_videos(root, split)
         self.augment, self.max_gap = augment, max_gap
 
-    def __call__(self, rng: np.random.Generator) -> Pair:
-        video = self.videos[int(rng.integers(len(self.videos)))]
+    def __call__(self, scene: np.random.Generator, rng: np.random.Generator) -> Pair:
+        video = self.videos[int(scene.integers(len(self.videos)))]
         a, b = frame_pair(rng, len(video.frames), self.max_gap)
         return self.augment(rng, Pair(*self._read(video, a), *self._read(video, b)))
 
