@@ -9,6 +9,9 @@
    when given, and for the trivial baseline that repeats the first-frame mask on every frame, by the same evaluator.
 3. bf16 vs fp32 (``--context``): the same pipeline with the model's matmuls in bf16; the fraction of output pixels
    whose label equals the fp32 run's, over every written frame of both sets.
+4. One step from the truth: on the held-out videos, frame t segmented with frame t-1 and its *true* mask as the only
+   prompt, J at the model's resolution, against simply copying that true mask - how much the model adds (or loses)
+   per step before any drift.
 
 Everything is written under ``--out`` (generated data, predictions per precision and context, e.g.
 ``davis-mini/fp32-context0/``, and ``bench_small_model.json``); reruns reuse finished videos (the runner skips
@@ -30,11 +33,13 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from eval.davis import evaluate_davis  # noqa: E402
 from seggpt_core.checkpoint import DEFAULT_MODEL  # noqa: E402
-from seggpt_core.predictor import SegGPTPredictor  # noqa: E402
+from eval.metrics import frame_scores  # noqa: E402
+from seggpt_core.predictor import Prompt, SegGPTPredictor  # noqa: E402
+from seggpt_core.transforms import resize_labels  # noqa: E402
 from vos.datasets import VideoTask, list_davis  # noqa: E402
 from vos.runner import run_tasks  # noqa: E402
 from vos.session import PropagationConfig  # noqa: E402
-from vos.synthetic import SyntheticVideoConfig, write_davis_dataset  # noqa: E402
+from vos.synthetic import SyntheticVideo, SyntheticVideoConfig, write_davis_dataset  # noqa: E402
 from vos.training_data import TRAIN_SEED_LIMIT  # noqa: E402
 
 DAVIS_MINI = Path(__file__).resolve().parents[2] / "shared" / "data" / "davis-mini"
@@ -68,6 +73,25 @@ def score(predictor: SegGPTPredictor, root: Path, out: Path, config: Propagation
     report = evaluate_davis(root, out, "val", workers=1)
     return {"jf": report.overall.jf_mean, "j": report.overall.j.mean, "f": report.overall.f.mean,
             "objects": report.overall.num_objects}
+
+
+def one_step_j(predictor: SegGPTPredictor, seeds: range, video: SyntheticVideoConfig, step: int = 5) -> dict:
+    """Mean object J at model resolution of (model, copy the previous true mask) over frames t = 1, 1 + step, ..."""
+    size = predictor.half_size
+    model, copy = [], []
+    for seed in seeds:
+        clip = SyntheticVideo(seed, video)
+        for t in range(1, len(clip), step):
+            (image_a, labels_a), (image_b, labels_b) = clip.frame(t - 1), clip.frame(t)
+            if not labels_a.any():
+                continue
+            k = int(max(labels_a.max(), labels_b.max()))
+            painted = predictor.segment([Prompt(image_a, labels_a)], [image_b], num_labels=k)[0]
+            a, b, out = (resize_labels(x, size) for x in (labels_a, labels_b, painted))
+            present = [obj for obj in range(1, k + 1) if (b == obj).any()]
+            model += list(frame_scores(b, out, present)[0])
+            copy += list(frame_scores(b, a, present)[0])
+    return {"model": float(np.mean(model)), "copy_previous": float(np.mean(copy)), "objects_frames": len(model)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
             equal, total = equal + e, total + t
         results["bf16_pixel_agreement"] = equal / total
 
+    seeds = range(args.first_seed, args.first_seed + args.videos)
+    results["one_step_j"] = one_step_j(fp32, seeds, video)
+
     tmp = args.out / "bench_small_model.json.tmp"
     tmp.write_text(json.dumps(results, indent=1) + "\n")
     os.replace(tmp, args.out / "bench_small_model.json")
@@ -136,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
             rows.insert(1, (f"fp32, context {compare.context}", r["fp32_compare_context"]))
         for what, x in rows:
             print(f"| {label}, {what} | {pct(x['jf'])} | {pct(x['j'])} | {pct(x['f'])} |")
+    one = results["one_step_j"]
+    print(f"\none step from the previous frame's true mask (J at model resolution, {one['objects_frames']} "
+          f"object-frames): model {pct(one['model'])}, copying the mask {pct(one['copy_previous'])}")
     if "bf16_pixel_agreement" in results:
         print(f"\nbf16 vs fp32 pixel agreement: {results['bf16_pixel_agreement'] * 100:.3f}% "
               f"(generated {pct(g['bf16_pixel_agreement'])}%, davis-mini {pct(d['bf16_pixel_agreement'])}%); "
