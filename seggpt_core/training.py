@@ -32,7 +32,6 @@ from torch.utils.data import DataLoader, Dataset
 
 from .model import IMAGENET_MEAN, IMAGENET_STD, SegGPT, SegGPTConfig
 from .palette import build_palette
-from .transforms import resize_image, resize_labels
 
 #: Label value of pixels that carry no supervision (DAVIS "void"): excluded from the loss, drawn as background.
 IGNORE_LABEL = 255
@@ -219,9 +218,14 @@ def training_mask(rng: np.random.Generator, grid: tuple[int, int], cfg: TrainCon
 # ------------------------------------------------------------------------------------------------------ canvases
 
 def _fit(image: np.ndarray, labels: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Squash an image and its labels to ``size`` (h, w) with the inference resizers, so both stay aligned as at
-    inference (OpenCV's INTER_NEAREST samples other pixels than PIL's nearest: labels would shift against images)."""
-    return resize_image(image, size), resize_labels(labels, size)
+    """Squash an image (area/linear) and its labels (nearest) to ``size`` (h, w), as inference squashes frames."""
+    h, w = size
+    if image.shape[:2] != (h, w):
+        shrink = image.shape[0] > h and image.shape[1] > w
+        image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    if labels.shape != (h, w):
+        labels = cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
+    return image, labels
 
 
 def _normalise(rgb: np.ndarray) -> torch.Tensor:

@@ -13,7 +13,7 @@ from seggpt_core.model import PRESETS, SegGPT
 from seggpt_core.palette import build_palette
 from seggpt_core.training import (IGNORE_LABEL, INSTANCE, SEMANTIC, ContextCanvases, Pair, Trainer, TrainConfig,
                                   block_mask, make_canvas, masked_loss, perturb_labels, random_colours, training_mask, warmup_cosine)
-from vos.synthetic import SyntheticVideo, SyntheticVideoConfig
+from vos.synthetic import SyntheticVideoConfig
 from vos.training_data import (TRAIN_SEED_LIMIT, Augment, SyntheticPairs, VideoFolderPairs, frame_pair,
                                list_annotated_videos)
 
@@ -207,21 +207,6 @@ def test_augment_crops_both_frames_alike():
 
 
 # ----------------------------------------------------------------------------------------------------------- data
-
-def test_augment_resizes_labels_as_inference_does():
-    """Without crop, flip or jitter, a training frame is exactly the inference pre-processing of that frame: labels
-    sampled at the same pixels as PIL's nearest (OpenCV's INTER_NEAREST picks other pixels, shifting masks)."""
-    from seggpt_core.transforms import resize_image, resize_labels
-
-    video = SyntheticVideo(3, VIDEO)
-    (image_a, labels_a), (image_b, labels_b) = video.frame(0), video.frame(1)
-    still = Augment((32, 32), crop_scale=(1, 1), crop_ratio=(1, 1), crop_jitter=0, flip_prob=0, brightness=0,
-                    contrast=0, saturation=0, frame_jitter=0)
-    out = still(np.random.default_rng(0), Pair(image_a, labels_a, image_b, labels_b))
-    assert np.array_equal(out.labels_a, resize_labels(labels_a, (32, 32)))
-    assert np.array_equal(out.labels_b, resize_labels(labels_b, (32, 32)))
-    assert np.abs(out.image_a.astype(int) - resize_image(image_a, (32, 32))).max() <= 1
-
 
 def test_synthetic_pairs_are_deterministic_and_sized():
     sampler = tiny_sampler()

@@ -7,9 +7,9 @@ picks the video, and the sample's) it returns a :class:`~seggpt_core.training.Pa
   :data:`TRAIN_SEED_LIMIT` only: seeds at or above it are held out for evaluation and never trained on;
 * :class:`VideoFolderPairs` - any annotated DAVIS-layout or YouTube-VOS-layout training set.
 
-Augmentations (:class:`Augment`) are cheap ones: one random resized crop for the pair, moved and rescaled a
+Augmentations (:class:`Augment`) are cheap OpenCV ones: one random resized crop for the pair, moved and rescaled a
 little per frame (camera shake and zoom between the frames), one horizontal flip and one colour jitter for the pair. Frames are cropped and resized
-to the model's half size here, with the resizers inference uses, so everything downstream works on small arrays.
+to the model's half size here, so everything downstream works on small arrays.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import numpy as np
 
 from seggpt_core.errors import InputError
 from seggpt_core.training import Pair
-from seggpt_core.transforms import resize_image, resize_labels
 
 from .masks import read_label_png
 from .readers import IMAGE_SUFFIXES, natural_key
@@ -85,10 +84,13 @@ class Augment:
 
     def _crop(self, box: tuple[int, int, int, int], image: np.ndarray,
               labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Crop, then resize with the inference resizers (labels stay aligned with the image as at inference)."""
         y, x, ch, cw = box
-        return (resize_image(np.ascontiguousarray(image[y:y + ch, x:x + cw]), self.size),
-                resize_labels(np.ascontiguousarray(labels[y:y + ch, x:x + cw]), self.size))
+        h, w = self.size
+        image = image[y:y + ch, x:x + cw]
+        shrink = ch > h and cw > w
+        image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        labels = cv2.resize(labels[y:y + ch, x:x + cw], (w, h), interpolation=cv2.INTER_NEAREST)
+        return image, labels
 
     @staticmethod
     def _jitter(image: np.ndarray, brightness: float, contrast: float, saturation: float) -> np.ndarray:
