@@ -32,8 +32,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from eval.davis import evaluate_davis  # noqa: E402
-from seggpt_core.checkpoint import DEFAULT_MODEL  # noqa: E402
 from eval.metrics import frame_scores  # noqa: E402
+from seggpt_core.checkpoint import DEFAULT_MODEL  # noqa: E402
 from seggpt_core.predictor import Prompt, SegGPTPredictor  # noqa: E402
 from seggpt_core.transforms import resize_labels  # noqa: E402
 from vos.datasets import VideoTask, list_davis  # noqa: E402
@@ -113,10 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     config = PropagationConfig(context=args.context)
     generated = args.out / "generated"
     video = SyntheticVideoConfig(num_frames=args.frames)
-    write_davis_dataset(generated, range(args.first_seed, args.first_seed + args.videos), video, progress=True)
+    seeds = range(args.first_seed, args.first_seed + args.videos)
+    write_davis_dataset(generated, seeds, video, progress=True)
     sets = {"generated": generated, "davis-mini": args.davis}
     results: dict = {"model": str(args.model), "context": config.context, "held_out_seeds":
-                     [args.first_seed, args.first_seed + args.videos - 1],
+                     [seeds[0], seeds[-1]],
                      "video_config": json.loads(json.dumps(asdict(video)))}
 
     compare = replace(config, context=args.compare_context if args.compare_context is not None else args.context)
@@ -145,7 +146,6 @@ def main(argv: list[str] | None = None) -> int:
             equal, total = equal + e, total + t
         results["bf16_pixel_agreement"] = equal / total
 
-    seeds = range(args.first_seed, args.first_seed + args.videos)
     results["one_step_j"] = one_step_j(fp32, seeds, video)
 
     tmp = args.out / "bench_small_model.json.tmp"

@@ -265,10 +265,10 @@ class ContextCanvases(Dataset):
         return self.length
 
     def __getitem__(self, index: int) -> CanvasSample:
-        rng = np.random.default_rng([self.cfg.seed, index])
         group = self.cfg.pairs_per_scene
-        scene = rng if group == 1 else np.random.default_rng([self.cfg.seed, index // group, 1])
-        return make_canvas(rng, self.sampler, self.model_config, self.cfg, scene)
+        scene = None if group == 1 else np.random.default_rng([self.cfg.seed, index // group, 1])
+        return make_canvas(np.random.default_rng([self.cfg.seed, index]), self.sampler, self.model_config, self.cfg,
+                           scene)
 
 
 def make_canvas(rng: np.random.Generator, sampler: PairSampler, model_config: SegGPTConfig, cfg: TrainConfig,
@@ -420,7 +420,8 @@ class Trainer:
             return False
         state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
         # from_dict: fields added since the checkpoint was written take their defaults, which reproduce the old runs
-        if TrainConfig.from_dict(state["train_config"]) != self.cfg or state["model_config"] != self.model.config.to_dict():
+        same_config = TrainConfig.from_dict(state["train_config"]) == self.cfg
+        if not same_config or state["model_config"] != self.model.config.to_dict():
             raise ValueError(f"{self.checkpoint_path} belongs to another configuration; use a new output folder")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])

@@ -239,7 +239,7 @@ def test_synthetic_training_seeds_stay_below_the_held_out_range(monkeypatch):
 
 
 def test_samples_of_one_scene_plan_their_video_once(monkeypatch):
-    """pairs_per_scene = 4: samples 0-3 share a video (planned once), sample 4 starts the next; pairs still differ."""
+    """pairs_per_scene = 4: samples 0-3 share a video (planned once), sample 4 starts the next; pairs differ."""
     import vos.training_data as td
 
     seen = []
