@@ -4,7 +4,8 @@ does memory stay flat however long the video is?
 Test videos are synthetic 480p (854x480) H.264 mp4s rendered and encoded frame by frame (never all in memory), with
 the first frame's mask as a palette PNG; they are cached under ``--videos`` so reruns reuse them.
 
-Speed: on one video, in the same process and interleaved round by round,
+Speed (the paper's joint mode, one ``paint`` call per frame): on one video, in the same process and interleaved round
+by round,
   * end to end: ``run_video`` on the mp4 writing palette PNGs (``--overlay``: and the H.264 overlay) -- decoding,
     resizing, the model, decoding the painting to ids and writing, timed around the whole call;
   * model only: the same number of ``predictor.paint`` calls with the same prompt-batch sizes as the session (frame 0
@@ -208,7 +209,7 @@ def end_to_end_seconds(predictor: SegGPTPredictor, video: TestVideo, out: Path, 
 
 def bench_speed(args: argparse.Namespace, video: TestVideo) -> dict:
     predictor, description = build_predictor(args, args.config)
-    config = PropagationConfig(context=args.context)
+    config = PropagationConfig(context=args.context, mode="joint")  # the paper's mode: one paint call per frame
     with torch.inference_mode():
         inputs = prepared_frames(predictor, video)
         model_only_seconds(predictor, inputs[:args.context + 2], args.context)  # warm-up (and compilation)
@@ -250,8 +251,8 @@ def memory_child(args: argparse.Namespace) -> None:
     predictor, model = build_predictor(args, args.memory_config or args.config)
     before = rss_kib("VmRSS")
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-mem-") as out:
-        seconds = end_to_end_seconds(predictor, video, Path(out), PropagationConfig(context=args.context),
-                                     args.overlay)
+        config = PropagationConfig(context=args.context, mode="joint")
+        seconds = end_to_end_seconds(predictor, video, Path(out), config, args.overlay)
     print(json.dumps({"model": model, "frames": video.frames, "seconds": seconds, "rss_before_mib": before / 1024,
                       "peak_mib": rss_kib("VmHWM") / 1024}))
 

@@ -2,19 +2,23 @@
 
     python scripts/bench_small_model.py [--model seggpt-vos-small] [--out runs/bench-small] [--videos 10]
 
+0. With ``--tune-windows``: the window geometry (``vos.windows.WindowConfig``) over a grid of margins and minimum
+   sides, on validation videos with seeds from ``--tune-first-seed`` (default 3_000_000: neither trained on nor
+   reported below), so the defaults are chosen without looking at the held-out scores.
 1. J&F on held-out generated videos: ``--videos`` synthetic DAVIS-style videos (480x854, default look) with seeds from
    ``--first-seed`` (default 2_000_000; training only ever uses seeds below ``vos.training_data.TRAIN_SEED_LIMIT``).
 2. J&F on ``shared/data/davis-mini`` (real DAVIS 2017 val videos, never trained on).
-   Both sets with ``--context`` previous predictions (default 7, the paper's setting), with ``--compare-context``
-   when given, and for the trivial baseline that repeats the first-frame mask on every frame, by the same evaluator.
+   Both sets with the pipeline's defaults (``--mode`` auto: object windows for this model; ``--context`` 7 previous
+   predictions, the paper's setting), with ``--compare-mode`` / ``--compare-context`` when given, and for the trivial
+   baseline that repeats the first-frame mask on every frame, by the same evaluator.
 3. bf16 vs fp32 (``--context``): the same pipeline with the model's matmuls in bf16; the fraction of output pixels
    whose label equals the fp32 run's, over every written frame of both sets.
 4. One step from the truth: on the held-out videos, frame t segmented with frame t-1 and its *true* mask as the only
    prompt, J at the model's resolution, against simply copying that true mask - how much the model adds (or loses)
    per step before any drift.
 
-Everything is written under ``--out`` (generated data, predictions per precision and context, e.g.
-``davis-mini/fp32-context0/``, and ``bench_small_model.json``); reruns reuse finished videos (the runner skips
+Everything is written under ``--out`` (generated data, predictions per precision, mode and context, e.g.
+``davis-mini/fp32-joint-context0/``, and ``bench_small_model.json``); reruns reuse finished videos (the runner skips
 complete outputs).
 """
 
@@ -41,6 +45,7 @@ from vos.runner import run_tasks  # noqa: E402
 from vos.session import PropagationConfig  # noqa: E402
 from vos.synthetic import SyntheticVideo, SyntheticVideoConfig, write_davis_dataset  # noqa: E402
 from vos.training_data import TRAIN_SEED_LIMIT  # noqa: E402
+from vos.windows import WindowConfig  # noqa: E402
 
 DAVIS_MINI = Path(__file__).resolve().parents[2] / "shared" / "data" / "davis-mini"
 
@@ -66,6 +71,15 @@ def pixel_agreement(a: Path, b: Path) -> tuple[int, int]:
         equal += int((x == y).sum())
         total += x.size
     return equal, total
+
+
+def folder_name(precision: str, config: PropagationConfig, half_size: tuple[int, int]) -> str:
+    """e.g. ``fp32-windows-context7``; tuned window geometries add ``-m1.5-s0.1``."""
+    mode = config.resolved_mode(half_size)
+    name = f"{precision}-{mode}-context{config.context}"
+    if mode == "windows" and config.windows != WindowConfig():
+        name += f"-m{config.windows.margin:g}-s{config.windows.min_side:g}"
+    return name
 
 
 def score(predictor: SegGPTPredictor, root: Path, out: Path, config: PropagationConfig) -> dict:
@@ -102,31 +116,55 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames", type=int, default=50, help="frames per generated video")
     p.add_argument("--first-seed", type=int, default=2_000_000)
     p.add_argument("--davis", type=Path, default=DAVIS_MINI, help="DAVIS-layout real test set")
+    p.add_argument("--mode", default="auto", choices=("auto", "joint", "per-object", "windows"))
     p.add_argument("--context", type=int, default=PropagationConfig().context, help="previous predictions as prompts")
+    p.add_argument("--compare-mode", default=None, choices=("joint", "per-object", "windows"),
+                   help="also score with this mode")
     p.add_argument("--compare-context", type=int, default=None, help="also score with this many previous predictions")
+    p.add_argument("--tune-windows", action="store_true", help="score a grid of window geometries on validation videos")
+    p.add_argument("--tune-first-seed", type=int, default=3_000_000)
     p.add_argument("--skip-bf16", action="store_true")
     args = p.parse_args(argv)
-    if args.first_seed < TRAIN_SEED_LIMIT:
-        p.error(f"--first-seed must be >= {TRAIN_SEED_LIMIT}: lower seeds may have been trained on")
+    if min(args.first_seed, args.tune_first_seed) < TRAIN_SEED_LIMIT:
+        p.error(f"--first-seed and --tune-first-seed must be >= {TRAIN_SEED_LIMIT}: lower seeds may be trained on")
+    if abs(args.first_seed - args.tune_first_seed) < args.videos:
+        p.error("--first-seed and --tune-first-seed must give disjoint seed ranges")
 
     fp32 = SegGPTPredictor.from_pretrained(args.model, device="cpu", dtype="fp32")
-    config = PropagationConfig(context=args.context)
-    generated = args.out / "generated"
+    half = fp32.half_size
+    config = PropagationConfig(mode=args.mode, context=args.context)
     video = SyntheticVideoConfig(num_frames=args.frames)
+    results: dict = {"model": str(args.model), "mode": config.resolved_mode(half), "context": config.context,
+                     "windows": asdict(config.windows), "video_config": json.loads(json.dumps(asdict(video)))}
+
+    if args.tune_windows:
+        validation = args.out / "validation"
+        tune_seeds = range(args.tune_first_seed, args.tune_first_seed + args.videos)
+        write_davis_dataset(validation, tune_seeds, video, progress=True)
+        results["window_tuning"] = {"seeds": [tune_seeds[0], tune_seeds[-1]], "grid": []}
+        for margin in (1.25, 1.5, 2.0):
+            for min_side in (0.05, 0.1, 0.2):
+                tuned = replace(config, mode="windows", windows=WindowConfig(margin, min_side))
+                r = score(fp32, validation, validation / folder_name("fp32", tuned, half), tuned)
+                results["window_tuning"]["grid"].append({"margin": margin, "min_side": min_side, **r})
+                print(f"validation: windows margin {margin:g}, min side {min_side:g}: J&F {r['jf'] * 100:.1f}",
+                      flush=True)
+
+    generated = args.out / "generated"
     seeds = range(args.first_seed, args.first_seed + args.videos)
     write_davis_dataset(generated, seeds, video, progress=True)
     sets = {"generated": generated, "davis-mini": args.davis}
-    results: dict = {"model": str(args.model), "context": config.context, "held_out_seeds":
-                     [seeds[0], seeds[-1]],
-                     "video_config": json.loads(json.dumps(asdict(video)))}
+    results["held_out_seeds"] = [seeds[0], seeds[-1]]
 
-    compare = replace(config, context=args.compare_context if args.compare_context is not None else args.context)
+    compare = replace(config, mode=args.compare_mode or config.mode,
+                      context=args.compare_context if args.compare_context is not None else args.context)
     for name, root in sets.items():
-        results[name] = {"fp32": score(fp32, root, args.out / name / f"fp32-context{config.context}", config)}
-        print(f"{name}: fp32 J&F {results[name]['fp32']['jf'] * 100:.1f} (context {config.context})", flush=True)
+        results[name] = {"fp32": score(fp32, root, args.out / name / folder_name("fp32", config, half), config)}
+        print(f"{name}: fp32 J&F {results[name]['fp32']['jf'] * 100:.1f} ({folder_name('fp32', config, half)})",
+              flush=True)
         if compare != config:
-            folder = args.out / name / f"fp32-context{compare.context}"
-            results[name]["fp32_compare_context"] = score(fp32, root, folder, compare)
+            results[name]["fp32_compare"] = score(fp32, root, args.out / name / folder_name("fp32", compare, half),
+                                                  compare)
 
     for name, root in sets.items():
         baseline = args.out / name / "repeat-first-mask"
@@ -139,9 +177,9 @@ def main(argv: list[str] | None = None) -> int:
         bf16 = SegGPTPredictor.from_pretrained(args.model, device="cpu", dtype="bf16")
         equal = total = 0
         for name, root in sets.items():
-            results[name]["bf16"] = score(bf16, root, args.out / name / f"bf16-context{config.context}", config)
-            e, t = pixel_agreement(args.out / name / f"fp32-context{config.context}",
-                                   args.out / name / f"bf16-context{config.context}")
+            a, b = (args.out / name / folder_name(precision, config, half) for precision in ("fp32", "bf16"))
+            results[name]["bf16"] = score(bf16, root, b, config)
+            e, t = pixel_agreement(a, b)
             results[name]["bf16_pixel_agreement"] = e / t
             equal, total = equal + e, total + t
         results["bf16_pixel_agreement"] = equal / total
@@ -156,11 +194,16 @@ def main(argv: list[str] | None = None) -> int:
         return f"{x * 100:.1f}"
 
     g, d = results["generated"], results["davis-mini"]
+    if "window_tuning" in results:
+        print("\n| Window margin | min side | validation J&F |\n|---|---|---|")
+        for r in results["window_tuning"]["grid"]:
+            print(f"| {r['margin']:g} | {r['min_side']:g} | {pct(r['jf'])} |")
     print("\n| Set | J&F | J | F |\n|---|---|---|---|")
     for label, r in ((f"generated held-out ({args.videos} videos, seeds {args.first_seed}..)", g), ("davis-mini", d)):
-        rows = [(f"fp32, context {config.context}", r["fp32"]), ("repeat first-frame mask", r["repeat_first_mask"])]
-        if "fp32_compare_context" in r:
-            rows.insert(1, (f"fp32, context {compare.context}", r["fp32_compare_context"]))
+        rows = [(f"fp32, {folder_name('fp32', config, half)[5:]}", r["fp32"]),
+                ("repeat first-frame mask", r["repeat_first_mask"])]
+        if "fp32_compare" in r:
+            rows.insert(1, (f"fp32, {folder_name('fp32', compare, half)[5:]}", r["fp32_compare"]))
         for what, x in rows:
             print(f"| {label}, {what} | {pct(x['jf'])} | {pct(x['j'])} | {pct(x['f'])} |")
     one = results["one_step_j"]

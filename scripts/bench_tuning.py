@@ -108,9 +108,9 @@ def run_set(predictor: SegGPTPredictor, name: str, root: Path, out: Path, args: 
         seconds, frames_done = 0.0, 0
         for task in tasks:
             masks, palette = prompt_masks(task) if method.mask else ({}, None)
-            stats = run_video(predictor, task.frames_dir, masks, OutputSpec(masks=masks_dir),
-                              PropagationConfig(context=method.context), name=task.name, palette=palette,
-                              progress=False, tuned=prompts[task.name] if method.tuned else None)
+            config = PropagationConfig(context=method.context, mode="joint")  # tuned prompts are whole frames
+            stats = run_video(predictor, task.frames_dir, masks, OutputSpec(masks=masks_dir), config, name=task.name,
+                              palette=palette, progress=False, tuned=prompts[task.name] if method.tuned else None)
             seconds += stats.seconds
             frames_done += stats.frames
         report = evaluate_davis(root, masks_dir, "val", workers=1)

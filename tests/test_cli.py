@@ -59,7 +59,8 @@ def test_propagate_writes_every_output(shared_data, tiny_checkpoint, tmp_path, c
     assert "5 frames" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("case", ["missing_input", "mask_size", "empty_mask", "mask_past_end", "bad_model"])
+@pytest.mark.parametrize("case", ["missing_input", "mask_size", "empty_mask", "mask_past_end", "bad_model",
+                                  "bad_window"])
 def test_bad_input_is_one_line_and_exit_2(shared_data, tiny_checkpoint, tmp_path, capsys, case):
     frames = shared_data / "davis-mini/JPEGImages/480p/dog"
     mask = shared_data / "davis-mini/Annotations/480p/dog/00000.png"
@@ -74,6 +75,8 @@ def test_bad_input_is_one_line_and_exit_2(shared_data, tiny_checkpoint, tmp_path
         args[3] = str(tmp_path / "empty.png")
     elif case == "mask_past_end":
         args += ["--mask-at", "500", str(mask)]
+    elif case == "bad_window":
+        args += ["--window-margin", "0"]
     else:
         (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
         args[-1] = str(tmp_path / "bad.pth")

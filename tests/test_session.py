@@ -18,6 +18,7 @@ from seggpt_core.predictor import SegGPTPredictor
 from vos.masks import read_label_png
 from vos.prompts import PromptBank, PromptFrame
 from vos.session import PropagationConfig, VideoSession
+from vos.windows import WindowConfig
 
 TINY = PRESETS["test-tiny"]
 
@@ -52,7 +53,7 @@ def test_late_object_and_user_ids_round_trip(shared_data, repaint_predictor):
     # Arbitrary user ids with gaps: 1 -> 7, 2 -> 42.
     lut = np.zeros(256, np.uint8)
     lut[1], lut[2] = 7, 42
-    session = VideoSession(repaint_predictor, frames, PropagationConfig(context=0))
+    session = VideoSession(repaint_predictor, frames, PropagationConfig(context=0, mode="joint"))
     session.add_mask(0, lut[mask0])
     session.add_mask(20, lut[mask20])
     preds = list(session.propagate())
@@ -72,7 +73,7 @@ def test_correction_replaces_only_the_given_objects(shared_data, repaint_predict
     root = shared_data / "davis-mini-multi"
     seq = root / "JPEGImages/480p/libby-x2"
     mask0, _ = read_label_png(root / "Annotations/480p/libby-x2/00000.png")
-    session = VideoSession(repaint_predictor, seq, PropagationConfig(context=0))
+    session = VideoSession(repaint_predictor, seq, PropagationConfig(context=0, mode="joint"))
     session.add_mask(0, mask0)
     correction = np.zeros_like(mask0)
     correction[100:200, 100:300] = 2  # object 2 redrawn as a box; object 1 keeps its prediction
@@ -86,12 +87,44 @@ def test_correction_replaces_only_the_given_objects(shared_data, repaint_predict
 def test_frames_before_the_first_mask_are_background(shared_data, repaint_predictor):
     root = shared_data / "davis-edge-lateobj"
     mask20, _ = read_label_png(root / "Annotations/480p/dog-lateobj/00020.png")
-    session = VideoSession(repaint_predictor, root / "JPEGImages/480p/dog-lateobj", PropagationConfig(context=2))
+    session = VideoSession(repaint_predictor, root / "JPEGImages/480p/dog-lateobj",
+                           PropagationConfig(context=2, mode="joint"))
     session.add_mask(20, mask20)
     preds = list(session.propagate())
     assert all(not p.labels.any() for p in preds[:20])
     np.testing.assert_array_equal(preds[20].labels, mask20)
     assert preds[40].labels.any()
+
+
+def test_windows_mode_cuts_each_object_out_and_pastes_it_back(repaint_predictor):
+    """Frame 1 is painted from frame 0's mask: each object's window (the same box in prompt and query) comes back
+    through the model-resolution round trip inside that box only, and nothing outside the windows."""
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (120, 200, 3), dtype=np.uint8) for _ in range(3)]
+    mask = np.zeros((120, 200), np.uint8)
+    mask[20:41, 30:52] = 3
+    yy, xx = np.mgrid[:120, :200]
+    mask[(yy - 80) ** 2 + ((xx - 150) / 1.5) ** 2 < 15 ** 2] = 5  # far enough from object 3 for disjoint windows
+    config = PropagationConfig(context=0, mode="windows", upsample="nearest")
+    session = VideoSession(repaint_predictor, iter(frames), config)
+    session.add_mask(0, mask)
+    preds = [p.labels for p in session.propagate()]
+    expected = np.zeros_like(mask)
+    for obj, box in ((3, (14, 24, 33, 33)), (5, (46, 116, 68, 68))):  # margin 1.5 x the longer box side
+        assert config.windows.box(mask, obj) == box
+        top, left, h, w = box
+        window = (mask == obj).astype(np.uint8)[top:top + h, left:left + w] * obj
+        expected[top:top + h, left:left + w] += round_trip(window, TINY.half_size)
+    assert len(preds) == 3 and preds[2].any()
+    np.testing.assert_array_equal(preds[1], expected)
+
+
+def test_auto_mode_uses_windows_only_for_low_resolution_models(repaint_predictor):
+    assert PropagationConfig().resolved_mode((64, 64)) == "windows"
+    assert PropagationConfig().resolved_mode((448, 448)) == "joint"  # the published ViT-L: the paper's whole frames
+    assert PropagationConfig().resolved_mode((64, 64), tuned=True) == "joint"
+    assert PropagationConfig(mode="per-object").resolved_mode((64, 64)) == "per-object"
+    assert VideoSession(repaint_predictor, [np.zeros((8, 8, 3), np.uint8)]).mode == "windows"
 
 
 def test_prompt_bank_keeps_annotations_and_a_fifo():

@@ -20,12 +20,21 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
 
 
 def add_propagation_args(parser: argparse.ArgumentParser) -> None:
+    from .windows import WindowConfig
+
     g = parser.add_argument_group("propagation")
     g.add_argument("--context", type=int, default=7,
                    help="previous predictions used as prompts besides the annotated frames (default 7: with the "
                         "first frame, the paper's best 8)")
-    g.add_argument("--mode", choices=("joint", "per-object"), default="joint",
-                   help="all objects in one pass as colours (default), or one binary pass per object")
+    g.add_argument("--mode", choices=("auto", "joint", "per-object", "windows"), default="auto",
+                   help="joint: whole frames, all objects as colours in one pass (the paper); per-object: whole "
+                        "frames, one pass per object; windows: one pass per object in a window around where it was "
+                        "last seen; auto (default): windows for low-resolution models such as the shipped one, "
+                        "else joint")
+    g.add_argument("--window-margin", type=float, default=WindowConfig.margin,
+                   help="windows mode: window side / the object's box side (default %(default)s)")
+    g.add_argument("--window-min", type=float, default=WindowConfig.min_side,
+                   help="windows mode: smallest window side / the frame's short side (default %(default)s)")
     g.add_argument("--upsample", choices=("nearest", "bilinear"), default="nearest",
                    help="how labels return to the frame size (nearest = official)")
 
@@ -53,13 +62,18 @@ def load_predictor(args: argparse.Namespace):
 
 
 def propagation_config(args: argparse.Namespace):
+    from seggpt_core.errors import InputError
+
     from .session import PropagationConfig
+    from .windows import WindowConfig
 
     if args.context < 0:
-        from seggpt_core.errors import InputError
-
         raise InputError(f"--context must be >= 0, got {args.context}")
-    return PropagationConfig(context=args.context, mode=args.mode, upsample=args.upsample)
+    if args.window_margin <= 0 or not 0 < args.window_min <= 1:
+        raise InputError(f"--window-margin must be > 0 and --window-min within (0, 1], got {args.window_margin} and "
+                         f"{args.window_min}")
+    return PropagationConfig(context=args.context, mode=args.mode, upsample=args.upsample,
+                             windows=WindowConfig(args.window_margin, args.window_min))
 
 
 # ------------------------------------------------------------------------------------------------------ segment
@@ -148,7 +162,8 @@ def run_demo_command(args: argparse.Namespace) -> int:
     predictor = load_predictor(args)
     print(f"model {args.model or 'seggpt-vos-small (shipped)'} on {predictor.device}, {predictor.dtype}")
     config = propagation_config(args)
-    print(f"prompts: the annotated frame + {config.context} previous predictions, {config.mode} mode")
+    mode = config.resolved_mode(predictor.half_size)
+    print(f"prompts: the annotated frame + {config.context} previous predictions, {mode} mode")
     result = run_demo(predictor, args.out, seed=args.seed, config=config)
     print(f"video + ground truth : {result.data}")
     print(f"predicted masks      : {result.masks}")

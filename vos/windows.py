@@ -1,0 +1,96 @@
+"""Object windows (``PropagationConfig(mode="windows")``): every object segmented in a square window around where it
+was last seen, at several times the resolution a whole frame gets.
+
+A low-resolution model squashes a whole frame into its input half (the shipped model: 480x854 into 64x64), so an
+object covering a few percent of the frame spans one or two tokens and its outline is lost. Here each object gets its
+own white-on-black pass in which every prompt is cut around that object's mask in its own frame and the query around
+the object's mask in the previous frame, with the same margin, so the object fills a similar part of every half; the
+painted scores are resized back into the query's window only. This is this project's addition: the paper feeds whole
+frames (``mode="joint"``), which is what the published ViT-L model gets by default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from seggpt_core.transforms import Upsample, resize_labels
+
+from .masks import object_window
+from .prompts import PromptFrame, normalized_palette
+
+#: Background black, object white: the colours of a one-object pass.
+BLACK_WHITE = np.array([[0, 0, 0], [255, 255, 255]], np.uint8)
+
+Box = tuple[int, int, int, int]
+"""(top, left, height, width) in pixels of a frame."""
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    """Window geometry: side = ``margin`` x the object's longer box side, at least ``min_side`` x the frame's short
+    side, moved (or cut) to fit the frame. The defaults were chosen on generated videos with seeds never used for
+    training or for the reported scores (``scripts/bench_small_model.py --tune-windows``)."""
+
+    margin: float = 1.5
+    min_side: float = 0.1
+
+    def box(self, slots: np.ndarray, slot: int) -> Box | None:
+        """The window around ``slot`` in an (H, W) slot map, None when the object is not in it."""
+        return object_window(slots == slot, self.margin, self.min_side)
+
+
+class ObjectWindows:
+    """Cuts prompts and queries around one object and pastes the painted scores back.
+
+    Args:
+        prepare: the predictor's ``prepare_image``: (h, w, 3) uint8 crop -> (3, h', w') normalised at model size.
+        half_size: the model's (h', w').
+        config: the window geometry.
+    """
+
+    def __init__(self, prepare: Callable[[np.ndarray], torch.Tensor], half_size: tuple[int, int],
+                 config: WindowConfig) -> None:
+        self.prepare, self.half_size, self.config = prepare, half_size, config
+
+    def prompts(self, frames: Sequence[PromptFrame], slot: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Images and white-on-black targets (P, 3, h', w') of the prompts that show ``slot``, each cut around its
+        own mask (cached on the frame), or None when none shows it."""
+        cuts = [c for c in (self._prompt(f, slot) for f in frames) if c is not None]
+        if not cuts:
+            return None
+        return torch.stack([c[0] for c in cuts]), torch.stack([c[1] for c in cuts])
+
+    def _prompt(self, frame: PromptFrame, slot: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        if slot not in frame.windows:
+            box = self.config.box(frame.full_slots, slot)
+            if box is None:
+                frame.windows[slot] = None
+            else:
+                image = self.prepare(cut(frame.rgb, box))
+                small = resize_labels((cut(frame.full_slots, box) == slot).astype(np.uint8), self.half_size)
+                colours = normalized_palette(BLACK_WHITE, image.device)
+                frame.windows[slot] = (image, colours[torch.from_numpy(small).to(image.device).long()].permute(2, 0, 1))
+        return frame.windows[slot]
+
+    def query(self, rgb: np.ndarray, box: Box) -> torch.Tensor:
+        """(1, 3, h', w') the frame cut to ``box``, at model size."""
+        return self.prepare(cut(rgb, box))[None]
+
+    @staticmethod
+    def paste(scores: torch.Tensor, window_scores: torch.Tensor, box: Box, upsample: Upsample) -> None:
+        """Resize (h', w') ``window_scores`` to ``box`` and write them into the (H, W) ``scores`` there."""
+        top, left, h, w = box
+        resized = F.interpolate(window_scores[None, None], size=(h, w), mode=upsample,
+                                **({"align_corners": False} if upsample == "bilinear" else {}))
+        scores[top:top + h, left:left + w] = resized[0, 0]
+
+
+def cut(array: np.ndarray, box: Box) -> np.ndarray:
+    """``array[box]``, contiguous: (H, W, ...) -> (h, w, ...)."""
+    top, left, h, w = box
+    return np.ascontiguousarray(array[top:top + h, left:left + w])
