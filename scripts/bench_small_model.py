@@ -11,8 +11,11 @@
    Both sets with the pipeline's defaults (``--mode`` auto: object windows for this model; ``--context`` 7 previous
    predictions, the paper's setting), with ``--compare-mode`` / ``--compare-context`` when given, and for the trivial
    baseline that repeats the first-frame mask on every frame, by the same evaluator.
-3. bf16 vs fp32 (``--context``): the same pipeline with the model's matmuls in bf16; the fraction of output pixels
-   whose label equals the fp32 run's, over every written frame of both sets.
+3. bf16 vs fp32: the same pipeline with the model's matmuls in bf16; the fraction of output pixels whose label
+   equals the fp32 run's, (a) over every written frame of both sets, each precision propagating on its own (a
+   pixel that flips feeds back through the prompts and, in windows mode, the window placement, so the runs can
+   drift apart), and (b) per step: frame t segmented by both precisions from the same prompt (frame t-1 with the
+   fp32 run's mask), which isolates the arithmetic from that feedback.
 4. One step from the truth: on the held-out videos, frame t segmented with frame t-1 and its *true* mask as the only
    prompt, J at the model's resolution, against simply copying that true mask - how much the model adds (or loses)
    per step before any drift.
@@ -42,7 +45,7 @@ from seggpt_core.predictor import Prompt, SegGPTPredictor  # noqa: E402
 from seggpt_core.transforms import resize_labels  # noqa: E402
 from vos.datasets import VideoTask, list_davis  # noqa: E402
 from vos.runner import run_tasks  # noqa: E402
-from vos.session import PropagationConfig  # noqa: E402
+from vos.session import PropagationConfig, VideoSession  # noqa: E402
 from vos.synthetic import SyntheticVideo, SyntheticVideoConfig, write_davis_dataset  # noqa: E402
 from vos.training_data import TRAIN_SEED_LIMIT  # noqa: E402
 from vos.windows import WindowConfig  # noqa: E402
@@ -87,6 +90,29 @@ def score(predictor: SegGPTPredictor, root: Path, out: Path, config: Propagation
     report = evaluate_davis(root, out, "val", workers=1)
     return {"jf": report.overall.jf_mean, "j": report.overall.j.mean, "f": report.overall.f.mean,
             "objects": report.overall.num_objects}
+
+
+def step_agreement(fp32: SegGPTPredictor, bf16: SegGPTPredictor, root: Path, fp32_results: Path,
+                   config: PropagationConfig) -> tuple[int, int]:
+    """(equal pixels, total pixels): frame t segmented in fp32 and bf16 from the same one-frame prompt, frame t-1
+    with the fp32 run's mask, for every frame t >= 1 of every video whose frame t-1 shows an object."""
+    one_step = replace(config, context=0)
+    equal = total = 0
+    for task in list_davis(root):
+        frames = sorted(task.frames_dir.glob("*.jpg"))
+        for before, frame in zip(frames, frames[1:]):
+            mask = np.array(Image.open(fp32_results / task.name / f"{before.stem}.png"))
+            if not mask.any():
+                continue
+            images = [np.array(Image.open(f).convert("RGB")) for f in (before, frame)]
+            labels = []
+            for predictor in (fp32, bf16):
+                session = VideoSession(predictor, images, one_step)
+                session.add_mask(0, mask)
+                labels.append(list(session.propagate())[1].labels)
+            equal += int((labels[0] == labels[1]).sum())
+            total += labels[0].size
+    return equal, total
 
 
 def one_step_j(predictor: SegGPTPredictor, seeds: range, video: SyntheticVideoConfig, step: int = 5) -> dict:
@@ -175,14 +201,18 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.skip_bf16:
         bf16 = SegGPTPredictor.from_pretrained(args.model, device="cpu", dtype="bf16")
-        equal = total = 0
+        equal = total = step_equal = step_total = 0
         for name, root in sets.items():
             a, b = (args.out / name / folder_name(precision, config, half) for precision in ("fp32", "bf16"))
             results[name]["bf16"] = score(bf16, root, b, config)
             e, t = pixel_agreement(a, b)
             results[name]["bf16_pixel_agreement"] = e / t
             equal, total = equal + e, total + t
+            e, t = step_agreement(fp32, bf16, root, a, config)
+            results[name]["bf16_step_agreement"] = e / t
+            step_equal, step_total = step_equal + e, step_total + t
         results["bf16_pixel_agreement"] = equal / total
+        results["bf16_step_agreement"] = step_equal / step_total
 
     results["one_step_j"] = one_step_j(fp32, seeds, video)
 
@@ -210,8 +240,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\none step from the previous frame's true mask (J at model resolution, {one['objects_frames']} "
           f"object-frames): model {pct(one['model'])}, copying the mask {pct(one['copy_previous'])}")
     if "bf16_pixel_agreement" in results:
-        print(f"\nbf16 vs fp32 pixel agreement: {results['bf16_pixel_agreement'] * 100:.3f}% "
+        print(f"\nbf16 vs fp32 pixel agreement, whole runs: {results['bf16_pixel_agreement'] * 100:.3f}% "
               f"(generated {pct(g['bf16_pixel_agreement'])}%, davis-mini {pct(d['bf16_pixel_agreement'])}%); "
+              f"per step: {results['bf16_step_agreement'] * 100:.3f}% (generated {pct(g['bf16_step_agreement'])}%, "
+              f"davis-mini {pct(d['bf16_step_agreement'])}%); "
               f"bf16 J&F generated {pct(g['bf16']['jf'])}, davis-mini {pct(d['bf16']['jf'])}")
     return 0
 

@@ -11,7 +11,7 @@ from PIL import Image
 from seggpt_core.errors import InputError
 from seggpt_core.palette import MAX_LABELS, build_palette
 from vos.masks import (ObjectIds, check_mask, check_mask_frame, davis_palette, labels_from_array, load_mask,
-                       object_ids_in, object_window, read_label_png)
+                       object_ids_in, read_label_png)
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 MULTI = DATA / "davis-mini-multi" / "Annotations" / "480p" / "blackswan-x3"
@@ -236,15 +236,3 @@ def test_remove_repacks_slots():
     np.testing.assert_array_equal(ids.to_slots(np.array([[2, 9, 0]], np.uint8)), [[1, 2, 0]])
     with pytest.raises(InputError):
         ids.to_slots(np.array([[5]], np.uint8))
-
-
-def test_object_window_is_a_square_around_the_box_kept_inside_the_frame():
-    mask = np.zeros((100, 200), bool)
-    mask[10:20, 20:40] = True  # box 10 x 20 px, centre (15, 30)
-    assert object_window(mask, 1.5, 0.1) == (0, 15, 30, 30)  # 30 px square, moved down to fit the top edge
-    assert object_window(mask, 1.5, 0.5) == (0, 5, 50, 50)  # at least half the short side
-    assert object_window(mask, 10.0, 0.1) == (0, 0, 100, 200)  # larger than the frame: cut to it
-    mask[:] = False
-    mask[90:100, 190:200] = True
-    assert object_window(mask, 2.0, 0.1) == (80, 180, 20, 20)  # moved up and left into the corner
-    assert object_window(np.zeros((100, 200), bool), 1.5, 0.1) is None

@@ -214,17 +214,3 @@ class ObjectIds:
     def palette(self) -> np.ndarray:
         """Model colours of slots 0..K, (K + 1, 3) uint8 (``build_palette(K)``)."""
         return build_palette(len(self._ids))
-
-
-def object_window(mask: np.ndarray, margin: float, min_side: float) -> tuple[int, int, int, int] | None:
-    """The square window (y, x, h, w) in pixels centred on ``mask``'s bounding box, ``margin`` times its longer side
-    and at least ``min_side`` of the frame's short side, shifted (or cut) to fit the (H, W) frame; None if empty."""
-    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    if not len(rows):
-        return None
-    fh, fw = mask.shape
-    side = max(margin * max(rows[-1] + 1 - rows[0], cols[-1] + 1 - cols[0]), min_side * min(fh, fw))
-    h, w = min(fh, round(side)), min(fw, round(side))
-    top = int(np.clip(round((rows[0] + rows[-1] + 1 - h) / 2), 0, fh - h))
-    left = int(np.clip(round((cols[0] + cols[-1] + 1 - w) / 2), 0, fw - w))
-    return top, left, h, w

@@ -20,7 +20,6 @@ import torch.nn.functional as F
 
 from seggpt_core.transforms import Upsample, resize_labels
 
-from .masks import object_window
 from .prompts import PromptFrame, normalized_palette
 
 #: Background black, object white: the colours of a one-object pass.
@@ -42,6 +41,20 @@ class WindowConfig:
     def box(self, slots: np.ndarray, slot: int) -> Box | None:
         """The window around ``slot`` in an (H, W) slot map, None when the object is not in it."""
         return object_window(slots == slot, self.margin, self.min_side)
+
+
+def object_window(mask: np.ndarray, margin: float, min_side: float) -> Box | None:
+    """The square window centred on ``mask``'s bounding box, ``margin`` times its longer side and at least
+    ``min_side`` of the frame's short side, shifted (or cut) to fit the (H, W) frame; None if ``mask`` is empty."""
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    if not len(rows):
+        return None
+    fh, fw = mask.shape
+    side = max(margin * max(rows[-1] + 1 - rows[0], cols[-1] + 1 - cols[0]), min_side * min(fh, fw))
+    h, w = min(fh, round(side)), min(fw, round(side))
+    top = int(np.clip(round((rows[0] + rows[-1] + 1 - h) / 2), 0, fh - h))
+    left = int(np.clip(round((cols[0] + cols[-1] + 1 - w) / 2), 0, fw - w))
+    return top, left, h, w
 
 
 class ObjectWindows:
@@ -67,12 +80,13 @@ class ObjectWindows:
 
     def _prompt(self, frame: PromptFrame, slot: int) -> tuple[torch.Tensor, torch.Tensor] | None:
         if slot not in frame.windows:
-            box = self.config.box(frame.full_slots, slot)
-            if box is None:
+            shown = frame.full_slots == slot
+            if not shown.any():
                 frame.windows[slot] = None
             else:
+                box = self.config.box(frame.full_slots, slot)
                 image = self.prepare(cut(frame.rgb, box))
-                small = resize_labels((cut(frame.full_slots, box) == slot).astype(np.uint8), self.half_size)
+                small = resize_labels(cut(shown, box).astype(np.uint8), self.half_size)
                 colours = normalized_palette(BLACK_WHITE, image.device)
                 frame.windows[slot] = (image, colours[torch.from_numpy(small).to(image.device).long()].permute(2, 0, 1))
         return frame.windows[slot]
