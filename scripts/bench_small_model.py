@@ -33,6 +33,7 @@ import os
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 from PIL import Image
@@ -45,7 +46,7 @@ from seggpt_core.predictor import Prompt, SegGPTPredictor  # noqa: E402
 from seggpt_core.transforms import resize_labels  # noqa: E402
 from vos.datasets import VideoTask, list_davis  # noqa: E402
 from vos.runner import run_tasks  # noqa: E402
-from vos.session import PropagationConfig, VideoSession  # noqa: E402
+from vos.session import Mode, PropagationConfig, VideoSession  # noqa: E402
 from vos.synthetic import SyntheticVideo, SyntheticVideoConfig, write_davis_dataset  # noqa: E402
 from vos.training_data import TRAIN_SEED_LIMIT  # noqa: E402
 from vos.windows import WindowConfig  # noqa: E402
@@ -142,9 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames", type=int, default=50, help="frames per generated video")
     p.add_argument("--first-seed", type=int, default=2_000_000)
     p.add_argument("--davis", type=Path, default=DAVIS_MINI, help="DAVIS-layout real test set")
-    p.add_argument("--mode", default="auto", choices=("auto", "joint", "per-object", "windows"))
+    p.add_argument("--mode", default="auto", choices=get_args(Mode))
     p.add_argument("--context", type=int, default=PropagationConfig().context, help="previous predictions as prompts")
-    p.add_argument("--compare-mode", default=None, choices=("joint", "per-object", "windows"),
+    p.add_argument("--compare-mode", default=None, choices=get_args(Mode)[1:],
                    help="also score with this mode")
     p.add_argument("--compare-context", type=int, default=None, help="also score with this many previous predictions")
     p.add_argument("--tune-windows", action="store_true", help="score a grid of window geometries on validation videos")

@@ -217,7 +217,7 @@ def training_mask(rng: np.random.Generator, grid: tuple[int, int], cfg: TrainCon
 
 # ------------------------------------------------------------------------------------------------------ canvases
 
-def _fit(image: np.ndarray, labels: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def squash(image: np.ndarray, labels: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Squash an image (area/linear) and its labels (nearest) to ``size`` (h, w), as inference squashes frames."""
     h, w = size
     if image.shape[:2] != (h, w):
@@ -284,13 +284,13 @@ def make_canvas(rng: np.random.Generator, sampler: PairSampler, model_config: Se
         a2, b2 = (np.where((x == 0) | (x == IGNORE_LABEL), x, x + shift).astype(np.uint8) for x in (a2, b2))
         halves = []
         for left, right in (((first.image_a, a1), (second.image_a, a2)), ((first.image_b, b1), (second.image_b, b2))):
-            left, right = _fit(*left, (h, w // 2)), _fit(*right, (h, w - w // 2))
+            left, right = squash(*left, (h, w // 2)), squash(*right, (h, w - w // 2))
             halves.append((np.concatenate([left[0], right[0]], 1), np.concatenate([left[1], right[1]], 1)))
         (image_a, labels_a), (image_b, labels_b) = halves
         seg_type = first.seg_type
     else:
         pair = sampler(scene, rng)
-        (image_a, labels_a), (image_b, labels_b) = _fit(pair[0], pair[1], (h, w)), _fit(pair[2], pair[3], (h, w))
+        (image_a, labels_a), (image_b, labels_b) = squash(pair[0], pair[1], (h, w)), squash(pair[2], pair[3], (h, w))
         seg_type = pair.seg_type
     labels_a, labels_b, num_labels = _compact_ids(labels_a, labels_b)
     colours = random_colours(rng, num_labels, cfg)

@@ -111,7 +111,7 @@ def test_windows_mode_cuts_each_object_out_and_pastes_it_back(repaint_predictor)
     preds = [p.labels for p in session.propagate()]
     expected = np.zeros_like(mask)
     for obj, box in ((3, (14, 24, 33, 33)), (5, (46, 116, 68, 68))):  # margin 1.5 x the longer box side
-        assert config.windows.box(mask, obj) == box
+        assert config.windows.box(mask == obj) == box
         top, left, h, w = box
         window = (mask == obj).astype(np.uint8)[top:top + h, left:left + w] * obj
         expected[top:top + h, left:left + w] += round_trip(window, TINY.half_size)

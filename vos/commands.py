@@ -20,13 +20,16 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
 
 
 def add_propagation_args(parser: argparse.ArgumentParser) -> None:
+    from typing import get_args
+
+    from .session import Mode
     from .windows import WindowConfig
 
     g = parser.add_argument_group("propagation")
     g.add_argument("--context", type=int, default=7,
                    help="previous predictions used as prompts besides the annotated frames (default 7: with the "
                         "first frame, the paper's best 8)")
-    g.add_argument("--mode", choices=("auto", "joint", "per-object", "windows"), default="auto",
+    g.add_argument("--mode", choices=get_args(Mode), default="auto",
                    help="joint: whole frames, all objects as colours in one pass (the paper); per-object: whole "
                         "frames, one pass per object; windows: one pass per object in a window around where it was "
                         "last seen; auto (default): windows for low-resolution models such as the shipped one, "

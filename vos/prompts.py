@@ -16,6 +16,9 @@ import torch
 
 from seggpt_core.model import IMAGENET_MEAN, IMAGENET_STD
 
+#: Background black, object white: the colours of a one-object pass.
+BLACK_WHITE = np.array([[0, 0, 0], [255, 255, 255]], np.uint8)
+
 
 @dataclass
 class PromptFrame:
@@ -77,7 +80,7 @@ class PromptBank:
         if only_slot is None:
             colours = normalized_palette(palette, images.device)
             return images, torch.stack([f.drawn(palette, colours) for f in frames])
-        colours = normalized_palette(np.array([[0, 0, 0], [255, 255, 255]], np.uint8), images.device)
+        colours = normalized_palette(BLACK_WHITE, images.device)
         targets = [f.target if f.target is not None else colours[(f.slots == only_slot).long()].permute(2, 0, 1)
                    for f in frames]
         return images, torch.stack(targets)

@@ -30,9 +30,9 @@ from seggpt_core.predictor import SegGPTPredictor
 from seggpt_core.transforms import Upsample, painted_scores, resize_labels, scores_to_labels
 
 from .masks import ObjectIds, check_mask, check_mask_frame, load_mask, object_ids_in
-from .prompts import PromptBank, PromptFrame
+from .prompts import BLACK_WHITE, PromptBank, PromptFrame
 from .readers import FrameSource, open_source, prefetched
-from .windows import BLACK_WHITE, ObjectWindows, WindowConfig
+from .windows import ObjectWindows, WindowConfig
 
 if TYPE_CHECKING:
     from seggpt_core.tuning import TunedPrompt
@@ -182,11 +182,12 @@ class VideoSession:
                 given_slots = torch.as_tensor(self.objects.to_slots(labels, source=source), dtype=torch.uint8,
                                               device=slots.device)
                 slots = torch.where(given_slots > 0, given_slots, self._drop(slots, given_slots))
-                slots_small = torch.from_numpy(resize_labels(slots.cpu().numpy(), self.predictor.half_size))
-                bank.add_permanent(self._prompt_frame(image, slots_small, frame.rgb, slots))
-            elif slots_small is not None:
-                bank.push(self._prompt_frame(image, slots_small, frame.rgb, slots))
             previous = slots.cpu().numpy()
+            if given is not None:
+                slots_small = torch.from_numpy(resize_labels(previous, self.predictor.half_size))
+                bank.add_permanent(self._prompt_frame(image, slots_small, frame.rgb, previous))
+            elif slots_small is not None:
+                bank.push(self._prompt_frame(image, slots_small, frame.rgb, previous))
             yield Prediction(frame.index, frame.name, self.objects.to_ids(previous), frame.rgb)
         pending = [i for i in self._masks if i > last]
         if pending:
@@ -200,12 +201,12 @@ class VideoSession:
         return torch.where(torch.isin(slots, redrawn), torch.zeros_like(slots), slots)
 
     def _prompt_frame(self, image: torch.Tensor, slots_small: torch.Tensor, rgb: np.ndarray,
-                      slots: torch.Tensor) -> PromptFrame:
-        """A prompt at model resolution; in windows mode it keeps the frame and its slots at full size as well."""
+                      slots: np.ndarray) -> PromptFrame:
+        """A prompt at model resolution; in windows mode it keeps the frame and its (H, W) slots as well."""
         small = slots_small.to(image.device).long()
         if self.mode != "windows":
             return PromptFrame(image, small)
-        return PromptFrame(image, small, rgb=rgb, full_slots=slots.cpu().numpy())
+        return PromptFrame(image, small, rgb=rgb, full_slots=slots)
 
     def _predict(self, bank: PromptBank, image: torch.Tensor, rgb: np.ndarray, previous: np.ndarray | None,
                  windows: ObjectWindows) -> tuple[torch.Tensor | None, torch.Tensor]:
@@ -247,7 +248,7 @@ class VideoSession:
         scores[0] = 0
         frames = bank.frames()
         for slot in range(1, k + 1):
-            box = None if previous is None else windows.config.box(previous, slot)
+            box = None if previous is None else windows.config.box(previous == slot)
             prompts = None if box is None else windows.prompts(frames, slot)
             if prompts is None:
                 box, prompts, query = (0, 0, h, w), bank.batch(BLACK_WHITE, only_slot=slot), image[None]

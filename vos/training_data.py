@@ -8,8 +8,9 @@ picks the video, and the sample's) it returns a :class:`~seggpt_core.training.Pa
 * :class:`VideoFolderPairs` - any annotated DAVIS-layout or YouTube-VOS-layout training set.
 
 Augmentations (:class:`Augment`) are cheap OpenCV ones: one random resized crop for the pair, moved and rescaled a
-little per frame (camera shake and zoom between the frames), one horizontal flip and one colour jitter for the pair. Frames are cropped and resized
-to the model's half size here, so everything downstream works on small arrays.
+little per frame (camera shake and zoom between the frames), one horizontal flip and one colour jitter for the pair.
+Frames are cropped and resized to the model's half size here (``seggpt_core.training.squash``), so everything
+downstream works on small arrays.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import cv2
 import numpy as np
 
 from seggpt_core.errors import InputError
-from seggpt_core.training import Pair
+from seggpt_core.training import Pair, squash
 
 from .masks import read_label_png
 from .readers import IMAGE_SUFFIXES, natural_key
@@ -85,12 +86,7 @@ class Augment:
     def _crop(self, box: tuple[int, int, int, int], image: np.ndarray,
               labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         y, x, ch, cw = box
-        h, w = self.size
-        image = image[y:y + ch, x:x + cw]
-        shrink = ch > h and cw > w
-        image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-        labels = cv2.resize(labels[y:y + ch, x:x + cw], (w, h), interpolation=cv2.INTER_NEAREST)
-        return image, labels
+        return squash(image[y:y + ch, x:x + cw], labels[y:y + ch, x:x + cw], self.size)
 
     @staticmethod
     def _jitter(image: np.ndarray, brightness: float, contrast: float, saturation: float) -> np.ndarray:

@@ -20,10 +20,7 @@ import torch.nn.functional as F
 
 from seggpt_core.transforms import Upsample, resize_labels
 
-from .prompts import PromptFrame, normalized_palette
-
-#: Background black, object white: the colours of a one-object pass.
-BLACK_WHITE = np.array([[0, 0, 0], [255, 255, 255]], np.uint8)
+from .prompts import BLACK_WHITE, PromptFrame, normalized_palette
 
 Box = tuple[int, int, int, int]
 """(top, left, height, width) in pixels of a frame."""
@@ -38,9 +35,9 @@ class WindowConfig:
     margin: float = 1.5
     min_side: float = 0.1
 
-    def box(self, slots: np.ndarray, slot: int) -> Box | None:
-        """The window around ``slot`` in an (H, W) slot map, None when the object is not in it."""
-        return object_window(slots == slot, self.margin, self.min_side)
+    def box(self, mask: np.ndarray) -> Box | None:
+        """The window around an object's (H, W) bool mask, None when the mask is empty."""
+        return object_window(mask, self.margin, self.min_side)
 
 
 def object_window(mask: np.ndarray, margin: float, min_side: float) -> Box | None:
@@ -81,15 +78,14 @@ class ObjectWindows:
     def _prompt(self, frame: PromptFrame, slot: int) -> tuple[torch.Tensor, torch.Tensor] | None:
         if slot not in frame.windows:
             shown = frame.full_slots == slot
-            if not shown.any():
-                frame.windows[slot] = None
-            else:
-                box = self.config.box(frame.full_slots, slot)
-                image = self.prepare(cut(frame.rgb, box))
-                small = resize_labels(cut(shown, box).astype(np.uint8), self.half_size)
-                colours = normalized_palette(BLACK_WHITE, image.device)
-                frame.windows[slot] = (image, colours[torch.from_numpy(small).to(image.device).long()].permute(2, 0, 1))
+            box = self.config.box(shown)
+            frame.windows[slot] = None if box is None else self._cut_prompt(frame.rgb, shown, box)
         return frame.windows[slot]
+
+    def _cut_prompt(self, rgb: np.ndarray, shown: np.ndarray, box: Box) -> tuple[torch.Tensor, torch.Tensor]:
+        image = self.prepare(cut(rgb, box))
+        small = torch.from_numpy(resize_labels(cut(shown, box).astype(np.uint8), self.half_size)).to(image.device)
+        return image, normalized_palette(BLACK_WHITE, image.device)[small.long()].permute(2, 0, 1)
 
     def query(self, rgb: np.ndarray, box: Box) -> torch.Tensor:
         """(1, 3, h', w') the frame cut to ``box``, at model size."""
