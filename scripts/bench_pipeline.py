@@ -57,7 +57,7 @@ from vos.masks import davis_palette  # noqa: E402
 from vos.pipeline import OutputSpec, run_video  # noqa: E402
 from vos.readers import VideoFileSource  # noqa: E402
 from vos.session import PropagationConfig  # noqa: E402
-from vos.synthetic import SyntheticVideo, SyntheticVideoConfig  # noqa: E402
+from vos.training.synthetic import SyntheticVideo, SyntheticVideoConfig  # noqa: E402
 from vos.writers import atomic_write, temp_path  # noqa: E402
 
 SIZE = (480, 854)  # (H, W): DAVIS 480p

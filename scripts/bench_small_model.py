@@ -6,7 +6,7 @@
    sides, on validation videos with seeds from ``--tune-first-seed`` (default 3_000_000: neither trained on nor
    reported below), so the defaults are chosen without looking at the held-out scores.
 1. J&F on held-out generated videos: ``--videos`` synthetic DAVIS-style videos (480x854, default look) with seeds from
-   ``--first-seed`` (default 2_000_000; training only ever uses seeds below ``vos.training_data.TRAIN_SEED_LIMIT``).
+   ``--first-seed`` (default 2_000_000; training only ever uses seeds below ``vos.training.samplers.TRAIN_SEED_LIMIT``).
 2. J&F on ``shared/data/davis-mini`` (real DAVIS 2017 val videos, never trained on).
    Both sets with the pipeline's defaults (``--mode`` auto: object windows for this model; ``--context`` 7 previous
    predictions, the paper's setting), with ``--compare-mode`` / ``--compare-context`` when given, and for the trivial
@@ -47,8 +47,8 @@ from seggpt_core.transforms import resize_labels  # noqa: E402
 from vos.datasets import VideoTask, list_davis  # noqa: E402
 from vos.runner import run_tasks  # noqa: E402
 from vos.session import Mode, PropagationConfig, VideoSession  # noqa: E402
-from vos.synthetic import SyntheticVideo, SyntheticVideoConfig, write_davis_dataset  # noqa: E402
-from vos.training_data import TRAIN_SEED_LIMIT  # noqa: E402
+from vos.training.synthetic import SyntheticVideo, SyntheticVideoConfig, write_davis_dataset  # noqa: E402
+from vos.training.samplers import TRAIN_SEED_LIMIT  # noqa: E402
 from vos.windows import WindowConfig  # noqa: E402
 
 DAVIS_MINI = Path(__file__).resolve().parents[2] / "shared" / "data" / "davis-mini"

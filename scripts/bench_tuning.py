@@ -39,9 +39,9 @@ from vos.datasets import list_davis  # noqa: E402
 from vos.pipeline import OutputSpec, run_video  # noqa: E402
 from vos.runner import prompt_masks  # noqa: E402
 from vos.session import PropagationConfig  # noqa: E402
-from vos.synthetic import SyntheticVideoConfig, write_davis_dataset  # noqa: E402
-from vos.training_data import TRAIN_SEED_LIMIT  # noqa: E402
-from vos.tune_command import load_examples, sequence_examples  # noqa: E402
+from vos.training.synthetic import SyntheticVideoConfig, write_davis_dataset  # noqa: E402
+from vos.training.samplers import TRAIN_SEED_LIMIT  # noqa: E402
+from vos.cli.tune import load_examples, sequence_examples  # noqa: E402
 
 DAVIS_MINI = REPO.parent / "shared" / "data" / "davis-mini"
 #: Held-out generated videos: training uses seeds below TRAIN_SEED_LIMIT (1_000_000); the demo uses 1_000_007.

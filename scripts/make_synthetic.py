@@ -1,4 +1,4 @@
-"""Write a DAVIS-layout dataset of synthetic videos (see ``vos.synthetic``).
+"""Write a DAVIS-layout dataset of synthetic videos (see ``vos.training.synthetic``).
 
     python scripts/make_synthetic.py --out /tmp/synth --videos 20 --seed 0 --frames 50 --size 480x854 [--late-objects]
 
@@ -14,7 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from seggpt_core.errors import InputError  # noqa: E402
-from vos.synthetic import SyntheticVideoConfig, write_davis_dataset  # noqa: E402
+from vos.training.synthetic import SyntheticVideoConfig, write_davis_dataset  # noqa: E402
 
 
 def parse_size(text: str) -> tuple[int, int]:

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     from seggpt_core.training import TrainConfig
-    from vos.training_data import SyntheticPairs
+    from vos.training.samplers import SyntheticPairs
 
     d = TrainConfig()
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     from seggpt_core.model import PRESETS, SegGPT
     from seggpt_core.predictor import default_dtype
     from seggpt_core.training import Trainer, TrainConfig, init_for_training
-    from vos.training_data import Augment, SyntheticPairs, VideoFolderPairs
+    from vos.training.samplers import Augment, SyntheticPairs, VideoFolderPairs
 
     if args.threads:
         torch.set_num_threads(args.threads)

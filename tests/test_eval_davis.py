@@ -163,7 +163,7 @@ def test_bad_results_exit_2_naming_the_file_and_remove_stale_csvs(small_root, tm
 
 
 def test_seggpt_vos_cli_routes_eval_errors_to_exit_2(small_root, tmp_path, capsys):
-    pytest.importorskip("vos.commands", reason="vos.commands is not written yet")
+    pytest.importorskip("vos.cli.commands", reason="vos.cli.commands is not written yet")
     from vos.cli import main
 
     root, _ = small_root

@@ -17,9 +17,9 @@ from eval.davis import evaluate_davis
 from seggpt_core.checkpoint import DEFAULT_MODEL, SHIPPED
 from seggpt_core.model import PRESETS
 from seggpt_core.predictor import SegGPTPredictor
-from vos.demo import DEMO_VIDEO, run_demo
+from vos.cli.demo import DEMO_VIDEO, run_demo
 from vos.session import PropagationConfig, VideoSession
-from vos.synthetic import SyntheticVideo
+from vos.training.synthetic import SyntheticVideo
 
 from .conftest import copy_davis_subset
 

@@ -13,7 +13,7 @@ from PIL import Image
 
 from seggpt_core.errors import InputError
 from vos.masks import davis_palette
-from vos.synthetic import (
+from vos.training.synthetic import (
     SyntheticVideo,
     SyntheticVideoConfig,
     generate_video,
@@ -157,7 +157,7 @@ def test_procedural_textures_need_no_scikit_image():
     code = (
         "import sys; sys.modules['skimage'] = None\n"
         "from seggpt_core.errors import InputError\n"
-        "from vos.synthetic import SyntheticVideo, SyntheticVideoConfig\n"
+        "from vos.training.synthetic import SyntheticVideo, SyntheticVideoConfig\n"
         "SyntheticVideo(0, SyntheticVideoConfig(size=(64, 96), num_frames=2, texture_source='procedural')).frame(1)\n"
         "try:\n"
         "    [SyntheticVideo(s, SyntheticVideoConfig(size=(64, 96), num_frames=2)) for s in range(20)]\n"

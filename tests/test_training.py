@@ -13,8 +13,8 @@ from seggpt_core.model import PRESETS, SegGPT
 from seggpt_core.palette import build_palette
 from seggpt_core.training import (IGNORE_LABEL, INSTANCE, SEMANTIC, ContextCanvases, Pair, Trainer, TrainConfig,
                                   block_mask, make_canvas, masked_loss, perturb_labels, random_colours, training_mask, warmup_cosine)
-from vos.synthetic import SyntheticVideoConfig
-from vos.training_data import (TRAIN_SEED_LIMIT, Augment, SyntheticPairs, VideoFolderPairs, frame_pair,
+from vos.training.synthetic import SyntheticVideoConfig
+from vos.training.samplers import (TRAIN_SEED_LIMIT, Augment, SyntheticPairs, VideoFolderPairs, frame_pair,
                                list_annotated_videos)
 
 TINY = PRESETS["test-tiny"]  # 64x32 canvas, patch 8: 8x4 tokens
@@ -221,7 +221,7 @@ def test_synthetic_pairs_are_deterministic_and_sized():
 
 
 def test_synthetic_training_seeds_stay_below_the_held_out_range(monkeypatch):
-    import vos.training_data as td
+    import vos.training.samplers as td
 
     seen = []
     real = td.SyntheticVideo
@@ -240,7 +240,7 @@ def test_synthetic_training_seeds_stay_below_the_held_out_range(monkeypatch):
 
 def test_samples_of_one_scene_plan_their_video_once(monkeypatch):
     """pairs_per_scene = 4: samples 0-3 share a video (planned once), sample 4 starts the next; pairs differ."""
-    import vos.training_data as td
+    import vos.training.samplers as td
 
     seen = []
     real = td.SyntheticVideo
@@ -274,7 +274,7 @@ def test_augment_flips_image_and_labels_together():
 
 
 def test_video_folder_pairs_read_davis_layout(tmp_path):
-    from vos.synthetic import write_davis_dataset
+    from vos.training.synthetic import write_davis_dataset
 
     write_davis_dataset(tmp_path, [TRAIN_SEED_LIMIT - 1], VIDEO, split="train")
     videos = list_annotated_videos(tmp_path)

@@ -22,8 +22,8 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
 def add_propagation_args(parser: argparse.ArgumentParser) -> None:
     from typing import get_args
 
-    from .session import Mode
-    from .windows import WindowConfig
+    from ..session import Mode
+    from ..windows import WindowConfig
 
     g = parser.add_argument_group("propagation")
     g.add_argument("--context", type=int, default=7,
@@ -67,8 +67,8 @@ def load_predictor(args: argparse.Namespace):
 def propagation_config(args: argparse.Namespace):
     from seggpt_core.errors import InputError
 
-    from .session import PropagationConfig
-    from .windows import WindowConfig
+    from ..session import PropagationConfig
+    from ..windows import WindowConfig
 
     if args.context < 0:
         raise InputError(f"--context must be >= 0, got {args.context}")
@@ -116,7 +116,7 @@ def run_segment(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------------------------ propagate
 def run_propagate(args: argparse.Namespace) -> int:
-    from .pipeline import OutputSpec, run_video
+    from ..pipeline import OutputSpec, run_video
 
     tuned = load_tuned_prompt(args)
     if args.masks is None and tuned is None:
@@ -137,8 +137,8 @@ def run_propagate(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------------------------ datasets
 def run_dataset(args: argparse.Namespace) -> int:
-    from .datasets import list_davis, list_youtube_vos, parse_shard, shard
-    from .runner import Worker, run_tasks
+    from ..datasets import list_davis, list_youtube_vos, parse_shard, shard
+    from ..runner import Worker, run_tasks
 
     if args.command == "run-davis":
         tasks = list_davis(args.root, split=args.split, late_objects=args.late_objects)

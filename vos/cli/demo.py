@@ -12,9 +12,9 @@ from pathlib import Path
 
 from seggpt_core.predictor import SegGPTPredictor
 
-from .pipeline import OutputSpec, VideoStats, run_video
-from .session import PropagationConfig
-from .synthetic import SyntheticVideoConfig, write_davis_dataset
+from ..pipeline import OutputSpec, VideoStats, run_video
+from ..session import PropagationConfig
+from ..training.synthetic import SyntheticVideoConfig, write_davis_dataset
 
 #: Held out from training (training seeds are below 1_000_000; see the model card).
 DEMO_SEED = 1_000_007

@@ -3,7 +3,7 @@
 Each sampler is a :data:`seggpt_core.training.PairSampler`: called with two numpy ``Generator``s (the scene's, which
 picks the video, and the sample's) it returns a :class:`~seggpt_core.training.Pair`, deterministically. Sources:
 
-* :class:`SyntheticPairs` - a fresh procedural video (:mod:`vos.synthetic`) per pair, seeds below
+* :class:`SyntheticPairs` - a fresh procedural video (:mod:`vos.training.synthetic`) per pair, seeds below
   :data:`TRAIN_SEED_LIMIT` only: seeds at or above it are held out for evaluation and never trained on;
 * :class:`VideoFolderPairs` - any annotated DAVIS-layout or YouTube-VOS-layout training set.
 
@@ -25,8 +25,8 @@ import numpy as np
 from seggpt_core.errors import InputError
 from seggpt_core.training import Pair, squash
 
-from .masks import read_label_png
-from .readers import IMAGE_SUFFIXES, natural_key
+from ..masks import read_label_png
+from ..readers import IMAGE_SUFFIXES, natural_key
 from .synthetic import SyntheticVideo, SyntheticVideoConfig
 
 #: Synthetic video seeds used for training are below this; seeds >= it are for held-out evaluation.

@@ -14,8 +14,8 @@ import sys
 
 #: Modules that contribute subcommands, in the order they appear in ``--help``.
 COMMAND_MODULES = (
-    "vos.commands",
-    "vos.tune_command",
+    "vos.cli.commands",
+    "vos.cli.tune",
     "eval.cli",
 )
 
@@ -45,7 +45,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"seggpt-vos {args.command}: interrupted; finished outputs are kept, rerun to resume", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

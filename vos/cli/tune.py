@@ -24,7 +24,7 @@ def sequence_examples(frames_dir: Path, masks_dir: Path, indices: list[int]) -> 
     """(image, mask) paths of frames ``indices`` (positions in the sequence's naturally sorted frames)."""
     from seggpt_core.errors import InputError
 
-    from .readers import IMAGE_SUFFIXES, natural_key
+    from ..readers import IMAGE_SUFFIXES, natural_key
 
     if not frames_dir.is_dir():
         raise InputError(f"{frames_dir}: frame folder does not exist; check the dataset root and --sequence")
@@ -68,8 +68,8 @@ def load_examples(pairs: list[tuple[Path, Path]]):
     from seggpt_core.errors import InputError
     from seggpt_core.predictor import Prompt
 
-    from .masks import ObjectIds, load_mask, object_ids_in
-    from .readers import read_image
+    from ..masks import ObjectIds, load_mask, object_ids_in
+    from ..readers import read_image
 
     loaded = []
     for image_path, mask_path in pairs:

@@ -30,8 +30,8 @@ from PIL import Image
 
 from seggpt_core.errors import InputError
 
-from .masks import davis_palette
-from .writers import atomic_write
+from ..masks import davis_palette
+from ..writers import atomic_write
 
 Frame = tuple[np.ndarray, np.ndarray]
 """(image (H, W, 3) uint8 RGB, labels (H, W) uint8 with 0 = background and 1..K = objects)."""
