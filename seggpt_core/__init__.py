@@ -9,7 +9,7 @@ _EXPORTS = {
     "SegGPT": "model", "SegGPTConfig": "model", "PRESETS": "model",
     "SegGPTPredictor": "predictor", "Prompt": "predictor",
     "InputError": "errors",
-    "build_palette": "palette",
+    "label_colours": "colours",
     "DEFAULT_MODEL": "checkpoint",
 }
 

@@ -438,7 +438,7 @@ class SegGPT(nn.Module):
 
         Args:
             prompt_images: (P, 3, h, w) prompt images, ImageNet-normalised (h, w = ``config.half_size``).
-            prompt_targets: (P, 3, h, w) their masks drawn in palette colours, ImageNet-normalised.
+            prompt_targets: (P, 3, h, w) their masks drawn in label colours, ImageNet-normalised.
             query_images: (Q, 3, h, w) query images; each is painted independently.
         Returns:
             (Q, 3, h, w) the painted query halves, ImageNet-normalised, equal to ``forward(...)[0, :, h:]`` of the

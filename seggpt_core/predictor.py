@@ -1,7 +1,7 @@
 """In-context segmentation with one or many (image, label map) examples: the image API of SegGPT.
 
 ``SegGPTPredictor`` owns a model placed on a device in a compute dtype and turns user arrays into label maps:
-prompts are drawn in palette colours, queries are painted, and the painting is decoded back to ids at each query's
+prompts are drawn in label colours, queries are painted, and the painting is decoded back to ids at each query's
 own resolution. Several prompts are combined by the feature ensemble (default, the official rule) or, on request, by
 the spatial ensemble (the examples tiled into one grid prompt).
 """
@@ -20,7 +20,7 @@ import torch
 from .checkpoint import DEFAULT_MODEL
 from .errors import InputError
 from .model import SegGPT, SegType
-from .palette import build_palette
+from .colours import label_colours
 from .transforms import (Upsample, painted_scores, prepare_image, prepare_target, resize_image, resize_labels,
                          scores_to_labels)
 
@@ -113,7 +113,7 @@ class SegGPTPredictor:
         """Label maps for ``queries`` given the in-context ``prompts``.
 
         Args:
-            prompts: examples; every label of every prompt becomes a palette colour.
+            prompts: examples; every label of every prompt becomes a label colour.
             queries: (H, W, 3) uint8 images of any sizes.
             num_labels: the largest label (default: the largest in the prompts, or the tuned prompts' label count).
             tuned: learned examples (in-context tuning), put before ``prompts`` in the feature ensemble; their labels
@@ -135,25 +135,25 @@ class SegGPTPredictor:
             if t.num_labels != k:
                 raise InputError(f"tuned prompt {i} paints {t.num_labels} labels but this call has {k}; use masks "
                                  "with the tuned prompt's labels")
-        palette = build_palette(k)
+        colours = label_colours(k)
         if ensemble == "spatial":
             if tuned:
                 raise InputError("a tuned prompt cannot be tiled into a spatial ensemble; use the feature ensemble")
-            images, targets = self._spatial_prompt(prompts, palette)
+            images, targets = self._spatial_prompt(prompts, colours)
         else:
             images = torch.stack([t.image.to(self.device) for t in tuned]
                                  + [self.prepare_image(p.image) for p in prompts])
             targets = torch.stack([t.target.to(self.device) for t in tuned]
-                                  + [prepare_target(p.labels, palette, self.half_size).to(self.device)
+                                  + [prepare_target(p.labels, colours, self.half_size).to(self.device)
                                      for p in prompts])
         out = []
         for q in queries:
             painted = self.paint(images, targets, self.prepare_image(q)[None])
-            _, labels = scores_to_labels(painted_scores(painted, palette), q.shape[:2], upsample)
+            _, labels = scores_to_labels(painted_scores(painted, colours), q.shape[:2], upsample)
             out.append(labels[0].cpu().numpy())
         return out
 
-    def _spatial_prompt(self, prompts: Sequence[Prompt], palette: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    def _spatial_prompt(self, prompts: Sequence[Prompt], colours: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Tile the examples into an n x n grid the size of one example (paper §3.2), empty cells black."""
         n = math.ceil(math.sqrt(len(prompts)))
         h, w = self.half_size
@@ -165,4 +165,4 @@ class SegGPTPredictor:
             image[r * ch:(r + 1) * ch, c * cw:(c + 1) * cw] = resize_image(p.image, (ch, cw))
             labels[r * ch:(r + 1) * ch, c * cw:(c + 1) * cw] = resize_labels(p.labels, (ch, cw))
         return (self.prepare_image(image)[None],
-                prepare_target(labels, palette, self.half_size)[None].to(self.device))
+                prepare_target(labels, colours, self.half_size)[None].to(self.device))

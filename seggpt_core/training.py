@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from .model import IMAGENET_MEAN, IMAGENET_STD, SegGPT, SegGPTConfig
-from .palette import build_palette
+from .colours import label_colours
 
 #: Label value of pixels that carry no supervision (DAVIS "void"): excluded from the loss, drawn as background.
 IGNORE_LABEL = 255
@@ -72,7 +72,7 @@ class TrainConfig:
     labels, so the model learns to check the prompt against the images instead of copying its errors.
 
     Colours: object colours are uniform random RGB at least ``min_colour_distance`` apart (and from the background),
-    or, with probability ``palette_prob``, the inference palette (``build_palette``) in shuffled order; the background
+    or, with probability ``palette_prob``, the inference palette (``label_colours``) in shuffled order; the background
     is black with probability ``black_background_prob`` (as at inference), else a random colour.
     """
 
@@ -125,7 +125,7 @@ def random_colours(rng: np.random.Generator, num_labels: int, cfg: TrainConfig) 
     """A fresh colour mapping: (num_labels + 1, 3) uint8, row 0 the background, rows 1.. the labels."""
     background = (np.zeros(3) if rng.random() < cfg.black_background_prob else rng.integers(0, 256, 3)).astype(float)
     if num_labels and rng.random() < cfg.palette_prob:
-        palette = build_palette(num_labels)[1:].astype(float)
+        palette = label_colours(num_labels)[1:].astype(float)
         colours = [background] + list(palette[rng.permutation(num_labels)])
         if background.any():  # a random background must stay apart from the palette colours too
             colours[0] = _distant_colour(rng, colours[1:], cfg.min_colour_distance)

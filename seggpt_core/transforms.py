@@ -1,7 +1,7 @@
 """Pre- and post-processing between user arrays and the model's canvases, as the official code does it.
 
 Images are squashed (aspect ratio not kept) to the half size with PIL's bicubic filter, label maps with nearest;
-both are ImageNet-normalised. A painted output goes back to labels by the nearest palette colour, decoded at model
+both are ImageNet-normalised. A painted output goes back to labels by the nearest label colour, decoded at model
 resolution and then resized to the original size: per-pixel argmin commutes with nearest resizing, so this equals the
 official resize-then-threshold order and is cheaper. ``upsample="bilinear"`` interpolates the painted colours instead,
 for smoother edges (not the official behaviour).
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .model import IMAGENET_MEAN, IMAGENET_STD
-from .palette import palette_scores
+from .colours import colour_scores
 
 Upsample = Literal["nearest", "bilinear"]
 
@@ -46,14 +46,19 @@ def normalize(rgb: np.ndarray | torch.Tensor) -> torch.Tensor:
     return (t - _MEAN) / _STD
 
 
+def normalized_colours(colours: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(K+1, 3) uint8 colours -> (K+1, 3) float32 in the model's ImageNet-normalised space, on ``device``."""
+    return normalize(colours[None])[:, 0].T.contiguous().to(device)
+
+
 def prepare_image(image: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
     """(H, W, 3) uint8 -> (3, h, w) model input."""
     return normalize(resize_image(image, size))
 
 
-def prepare_target(labels: np.ndarray, palette: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
-    """(H, W) labels 0..K -> (3, h, w) model input: resized with nearest, drawn in palette colours, normalised."""
-    return normalize(palette[resize_labels(labels, size)])
+def prepare_target(labels: np.ndarray, colours: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """(H, W) labels 0..K -> (3, h, w) model input: resized with nearest, drawn in label colours, normalised."""
+    return normalize(colours[resize_labels(labels, size)])
 
 
 def denormalize(painted: torch.Tensor) -> torch.Tensor:
@@ -62,9 +67,9 @@ def denormalize(painted: torch.Tensor) -> torch.Tensor:
     return ((painted * std + mean) * 255).clamp_(0, 255)
 
 
-def painted_scores(painted: torch.Tensor, palette: np.ndarray) -> torch.Tensor:
-    """(Q, 3, h, w) ImageNet-normalised model output -> (Q, K+1, h, w) palette scores (higher = closer colour)."""
-    return palette_scores(denormalize(painted.float()).permute(0, 2, 3, 1), palette).permute(0, 3, 1, 2)
+def painted_scores(painted: torch.Tensor, colours: np.ndarray) -> torch.Tensor:
+    """(Q, 3, h, w) ImageNet-normalised model output -> (Q, K+1, h, w) colour scores (higher = closer colour)."""
+    return colour_scores(denormalize(painted.float()).permute(0, 2, 3, 1), colours).permute(0, 3, 1, 2)
 
 
 def scores_to_labels(scores: torch.Tensor, out_size: tuple[int, int], upsample: Upsample = "nearest"

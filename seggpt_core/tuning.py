@@ -8,7 +8,7 @@ real ones (``SegGPTPredictor.segment(..., tuned=...)``, ``VideoSession.add_promp
 
 :func:`tune_prompt` runs the deduplicated painting path with autograd: the prompt is the only example, the annotated
 images (randomly flipped and cropped) are the queries, and the loss is the training loss of the painted queries
-against their labels drawn in palette colours (the whole query half is masked, as at inference). Runs are seeded and
+against their labels drawn in label colours (the whole query half is masked, as at inference). Runs are seeded and
 resumable: the prompt, the optimiser state, the step and the sampler's random state are checkpointed, so a resumed run
 reproduces the uninterrupted one exactly.
 """
@@ -32,10 +32,10 @@ from tqdm.auto import tqdm
 
 from .errors import InputError
 from .model import IMAGENET_MEAN, IMAGENET_STD, SegGPT, SegGPTConfig
-from .palette import MAX_LABELS, build_palette
+from .colours import MAX_LABELS, label_colours
 from .predictor import Prompt, SegGPTPredictor
 from .training import masked_loss
-from .transforms import normalize, resize_labels
+from .transforms import normalize, normalized_colours, resize_labels
 
 #: ``format`` entry of a prompt file's safetensors metadata.
 PROMPT_FORMAT = "seggpt-vos/tuned-prompt"
@@ -60,11 +60,11 @@ class TunedPrompt:
     """A learned in-context example for one model and one label set.
 
     ``label_ids``: what each label 1..K stands for to the user (e.g. the object ids of the masks it was tuned on),
-    strictly increasing; label k is drawn with colour k of ``build_palette(K)``.
+    strictly increasing; label k is drawn with colour k of ``label_colours(K)``.
     """
 
     image: torch.Tensor  #: (3, h, w) float32, ImageNet-normalised
-    target: torch.Tensor  #: (3, h, w) float32, ImageNet-normalised colours (labels 0..K in palette colours if fixed)
+    target: torch.Tensor  #: (3, h, w) float32, ImageNet-normalised colours (labels 0..K in label colours if fixed)
     label_ids: tuple[int, ...]
     model_config: SegGPTConfig
     model_fingerprint: str  #: :func:`weights_fingerprint` of the model it was tuned with
@@ -172,7 +172,7 @@ class TuningSet:
 
     Args:
         predictor: gives the model resolution and device.
-        examples: annotated images; labels 0..K (0 = background, label k is palette colour k).
+        examples: annotated images; labels 0..K (0 = background, label k is label colour k).
         num_labels: K (default: the largest label present).
     """
 
@@ -189,19 +189,18 @@ class TuningSet:
             raise InputError("the masks to tune on are all background; give masks with at least one object")
         if present > self.num_labels:
             raise InputError(f"a mask holds label {present} but the prompt is tuned for {self.num_labels} labels")
-        self.palette = build_palette(self.num_labels)
         self.device = predictor.device
         size = predictor.half_size
         self.images = torch.stack([predictor.prepare_image(ex.image) for ex in examples])  # (N, 3, h, w)
         self.labels = torch.stack([torch.from_numpy(resize_labels(ex.labels, size).astype(np.int64))
                                    for ex in examples]).to(self.device)  # (N, h, w)
-        self.colours = normalize(self.palette[None]).to(self.device)[:, 0].T.contiguous()  # (K+1, 3)
+        self.colours = normalized_colours(label_colours(self.num_labels), self.device)  # (K+1, 3)
 
     def __len__(self) -> int:
         return len(self.images)
 
     def targets(self, labels: torch.Tensor) -> torch.Tensor:
-        """(B, h, w) labels -> (B, 3, h, w) normalised palette colours."""
+        """(B, h, w) labels -> (B, 3, h, w) normalised label colours."""
         return self.colours[labels].permute(0, 3, 1, 2)
 
     def fingerprint(self) -> str:

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from seggpt_core.errors import InputError
-from seggpt_core.palette import MAX_LABELS, build_palette
+from seggpt_core.colours import MAX_LABELS, label_colours
 from vos.masks import (ObjectIds, check_mask, check_mask_frame, davis_palette, labels_from_array, load_mask,
                        object_ids_in, read_label_png)
 
@@ -202,7 +202,7 @@ def test_ids_with_gaps_and_late_objects():
     np.testing.assert_array_equal(ids.to_ids(slots), [[0, 3, 7], [200, 5, 5]])
     for labels in (first, later):
         np.testing.assert_array_equal(ids.to_ids(ids.to_slots(labels)), labels)
-    np.testing.assert_array_equal(ids.palette(), build_palette(4))
+    np.testing.assert_array_equal(ids.palette(), label_colours(4))
     assert 200 in ids and 9 not in ids and len(ids) == 4
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from seggpt_core.model import PRESETS, SegGPT
-from seggpt_core.palette import build_palette
+from seggpt_core.colours import label_colours
 from seggpt_core.training import (IGNORE_LABEL, INSTANCE, SEMANTIC, ContextCanvases, Pair, Trainer, TrainConfig,
                                   block_mask, make_canvas, masked_loss, perturb_labels, random_colours, training_mask, warmup_cosine)
 from vos.training.synthetic import SyntheticVideoConfig
@@ -132,7 +132,7 @@ def test_colour_mapping_is_consistent_within_a_sample_and_differs_across_samples
 def test_random_colours_are_distinct_and_sometimes_the_inference_palette():
     cfg = TrainConfig(palette_prob=0.5, black_background_prob=0.7, min_colour_distance=60)
     rng = np.random.default_rng(3)
-    palette_rows = {tuple(c) for c in build_palette(3)[1:]}
+    palette_rows = {tuple(c) for c in label_colours(3)[1:]}
     from_palette, black = 0, 0
     for _ in range(200):
         colours = random_colours(rng, 3, cfg).astype(float)

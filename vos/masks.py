@@ -1,7 +1,7 @@
 """Masks in, object ids through: reading label PNGs / arrays and the one map between user ids and model slots.
 
 Users name objects with arbitrary ids 1..255 (gaps allowed, new ids may appear at any annotated frame, YouTube-VOS
-style). The model paints objects with the colours of ``seggpt_core.palette.build_palette(K)``, which wants contiguous
+style). The model paints objects with the colours of ``seggpt_core.colours.label_colours(K)``, which wants contiguous
 labels 1..K. ``ObjectIds`` is the only place that translates between the two; outputs always carry the user's ids.
 
 Reading rules (``load_mask``):
@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from seggpt_core.errors import InputError
-from seggpt_core.palette import MAX_LABELS, build_palette
+from seggpt_core.colours import MAX_LABELS, label_colours
 
 #: DAVIS' "void" label: pixels not annotated; never an object.
 VOID_ID = 255
@@ -138,7 +138,7 @@ def check_mask_frame(index: int, num_frames: int | None, *, source: str) -> None
 
 
 class ObjectIds:
-    """User object ids <-> model slots 1..K (slot k is colour k of ``build_palette(K)``), with 0 = background both ways.
+    """User object ids <-> model slots 1..K (slot k is colour k of ``label_colours(K)``), with 0 = background both ways.
 
     Slots are handed out in order of first appearance (ids of one mask in increasing order), so DAVIS ids 1..K map to
     themselves. Lookups are 256-entry tables, so converting a whole label map is one numpy gather.
@@ -212,5 +212,5 @@ class ObjectIds:
         return table[slots]
 
     def palette(self) -> np.ndarray:
-        """Model colours of slots 0..K, (K + 1, 3) uint8 (``build_palette(K)``)."""
-        return build_palette(len(self._ids))
+        """Model colours of slots 0..K, (K + 1, 3) uint8 (``label_colours(K)``)."""
+        return label_colours(len(self._ids))

@@ -1,7 +1,7 @@
 """The prompt buffer of video propagation: annotated frames kept for good, plus a FIFO of recent predictions.
 
 Each entry is a frame already at model resolution (normalised image on the device) with its label map as *slots*
-(``ObjectIds`` slots, 0 = background). Colours are applied only when a batch is built, because the palette depends on
+(``ObjectIds`` slots, 0 = background). Colours are applied only when a batch is built, because the colours depend on
 how many objects are tracked, which grows when objects appear mid-video. A tuned prompt (in-context tuning) is the
 exception: its target is fixed, already drawn for the label set it was tuned for.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from seggpt_core.model import IMAGENET_MEAN, IMAGENET_STD
+from seggpt_core.transforms import normalized_colours
 
 #: Background black, object white: the colours of a one-object pass.
 BLACK_WHITE = np.array([[0, 0, 0], [255, 255, 255]], np.uint8)
@@ -31,14 +31,14 @@ class PromptFrame:
     """Window mode's cache: slot -> (image, target) cut around that object (None: not in this frame)."""
     _drawn: tuple[bytes, torch.Tensor] | None = field(default=None, repr=False)
 
-    def drawn(self, palette: np.ndarray, colours: torch.Tensor) -> torch.Tensor:
-        """(3, h, w) normalised target: the slots in ``colours`` (the normalised ``palette``). Cached per palette, so
-        a frame is recoloured only when the palette changes (an object appears), not on every frame it prompts."""
+    def drawn(self, colours: np.ndarray, normalized: torch.Tensor) -> torch.Tensor:
+        """(3, h, w) normalised target: the slots in ``normalized`` (``colours`` normalised). Cached per colour set,
+        so a frame is recoloured only when the colours change (an object appears), not on every frame it prompts."""
         if self.target is not None:
             return self.target
-        key = palette.tobytes()
+        key = colours.tobytes()
         if self._drawn is None or self._drawn[0] != key:
-            self._drawn = (key, colours[self.slots].permute(2, 0, 1))
+            self._drawn = (key, normalized[self.slots].permute(2, 0, 1))
         return self._drawn[1]
 
 
@@ -65,11 +65,11 @@ class PromptBank:
         """Prompts in batch order: permanent ones first (the first annotation is prompt 0), then oldest to newest."""
         return self.permanent + list(self.recent)
 
-    def batch(self, palette: np.ndarray, only_slot: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, colours: np.ndarray, only_slot: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Stack the prompts for the model.
 
         Args:
-            palette: (K+1, 3) uint8 colours of background + K slots.
+            colours: (K+1, 3) uint8 colours of background + K slots.
             only_slot: draw just this slot, in white on black (the per-object mode); others become background.
                 A fixed target is used as is.
         Returns:
@@ -78,17 +78,10 @@ class PromptBank:
         frames = self.frames()
         images = torch.stack([f.image for f in frames])
         if only_slot is None:
-            colours = normalized_palette(palette, images.device)
-            return images, torch.stack([f.drawn(palette, colours) for f in frames])
-        colours = normalized_palette(BLACK_WHITE, images.device)
-        targets = [f.target if f.target is not None else colours[(f.slots == only_slot).long()].permute(2, 0, 1)
+            normalized = normalized_colours(colours, images.device)
+            return images, torch.stack([f.drawn(colours, normalized) for f in frames])
+        normalized = normalized_colours(BLACK_WHITE, images.device)
+        targets = [f.target if f.target is not None else normalized[(f.slots == only_slot).long()].permute(2, 0, 1)
                    for f in frames]
         return images, torch.stack(targets)
 
-
-def normalized_palette(palette: np.ndarray, device: torch.device) -> torch.Tensor:
-    """(K+1, 3) uint8 colours -> (K+1, 3) float32 in the model's ImageNet-normalised space."""
-    pal = torch.as_tensor(palette, dtype=torch.float32, device=device) / 255
-    mean = torch.tensor(IMAGENET_MEAN, device=device)
-    std = torch.tensor(IMAGENET_STD, device=device)
-    return (pal - mean) / std

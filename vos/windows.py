@@ -18,9 +18,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from seggpt_core.transforms import Upsample, resize_labels
+from seggpt_core.transforms import Upsample, normalized_colours, resize_labels
 
-from .prompts import BLACK_WHITE, PromptFrame, normalized_palette
+from .prompts import BLACK_WHITE, PromptFrame
 
 Box = tuple[int, int, int, int]
 """(top, left, height, width) in pixels of a frame."""
@@ -85,7 +85,7 @@ class ObjectWindows:
     def _cut_prompt(self, rgb: np.ndarray, shown: np.ndarray, box: Box) -> tuple[torch.Tensor, torch.Tensor]:
         image = self.prepare(cut(rgb, box))
         small = torch.from_numpy(resize_labels(cut(shown, box).astype(np.uint8), self.half_size)).to(image.device)
-        return image, normalized_palette(BLACK_WHITE, image.device)[small.long()].permute(2, 0, 1)
+        return image, normalized_colours(BLACK_WHITE, image.device)[small.long()].permute(2, 0, 1)
 
     def query(self, rgb: np.ndarray, box: Box) -> torch.Tensor:
         """(1, 3, h', w') the frame cut to ``box``, at model size."""
