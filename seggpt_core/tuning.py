@@ -35,7 +35,7 @@ from .model import IMAGENET_MEAN, IMAGENET_STD, SegGPT, SegGPTConfig
 from .colours import MAX_LABELS, label_colours
 from .predictor import Prompt, SegGPTPredictor
 from .training import masked_loss
-from .transforms import normalize, normalized_colours, resize_labels
+from .transforms import normalized_colours, resize_labels
 
 #: ``format`` entry of a prompt file's safetensors metadata.
 PROMPT_FORMAT = "seggpt-vos/tuned-prompt"
