@@ -1,12 +1,13 @@
-"""Loading and saving SegGPT weights without executing code.
+"""SegGPT weight files: finding, reading and writing them without executing code.
 
-Accepted sources (``load_model``):
+This module knows files, key names and configuration dicts, not the model: ``seggpt_core.model`` imports it
+(``SegGPT.from_pretrained`` / ``save_pretrained``), never the other way round. Accepted sources (:func:`resolve`):
 
 * the official ``seggpt_vit_large.pth`` (``{"model": state_dict}`` or a bare state dict), read with
   ``torch.load(weights_only=True)``;
 * the Hugging Face format (``BAAI/seggpt-vit-large``: ``config.json`` + ``model.safetensors``), keys with or without
   the ``model.`` prefix and with either MLP naming (``mlp.lin1`` / ``mlp.fc1``);
-* a folder written by :func:`save_model` (safetensors + our ``config.json``);
+* a folder written by :func:`save_weights` (safetensors + our ``config.json``);
 * the name of a model shipped inside the package (see :data:`SHIPPED`);
 * a hub id, downloaded with ``huggingface_hub`` when installed and online.
 
@@ -22,8 +23,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from .atomic import atomic_path, atomic_write
 from .errors import InputError
-from .model import PRESETS, SegGPT, SegGPTConfig
 
 WEIGHTS_DIR = Path(__file__).with_name("weights")
 
@@ -72,24 +73,25 @@ def to_official_keys(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Ten
     return out
 
 
-def config_from_json(d: dict) -> SegGPTConfig:
-    """Our ``config.json`` or a Hugging Face ``SegGptConfig`` dict -> :class:`SegGPTConfig`."""
+def config_fields(d: dict) -> dict:
+    """Our ``config.json`` or a Hugging Face ``SegGptConfig`` dict -> ``SegGPTConfig`` field values (a field the
+    file leaves out takes its default)."""
     if d.get("model_type") == "seggpt":  # Hugging Face naming
-        return SegGPTConfig(
-            image_size=tuple(d.get("image_size", (896, 448))),
-            patch_size=d.get("patch_size", 16),
-            embed_dim=d.get("hidden_size", 1024),
-            depth=d.get("num_hidden_layers", 24),
-            num_heads=d.get("num_attention_heads", 16),
-            mlp_ratio=d.get("mlp_dim", 4096) / d.get("hidden_size", 1024),
-            merge_index=d.get("merge_index", 2),
-            tap_indices=tuple(d.get("intermediate_hidden_state_indices", (5, 11, 17, 23))),
-            decoder_dim=d.get("decoder_hidden_size", 64),
-            pretrain_image_size=d.get("pretrain_image_size", 224),
-            layer_norm_eps=d.get("layer_norm_eps", 1e-6),
-            drop_path_rate=d.get("drop_path_rate", 0.1),
-        )
-    return SegGPTConfig.from_dict(d)
+        return {
+            "image_size": tuple(d.get("image_size", (896, 448))),
+            "patch_size": d.get("patch_size", 16),
+            "embed_dim": d.get("hidden_size", 1024),
+            "depth": d.get("num_hidden_layers", 24),
+            "num_heads": d.get("num_attention_heads", 16),
+            "mlp_ratio": d.get("mlp_dim", 4096) / d.get("hidden_size", 1024),
+            "merge_index": d.get("merge_index", 2),
+            "tap_indices": tuple(d.get("intermediate_hidden_state_indices", (5, 11, 17, 23))),
+            "decoder_dim": d.get("decoder_hidden_size", 64),
+            "pretrain_image_size": d.get("pretrain_image_size", 224),
+            "layer_norm_eps": d.get("layer_norm_eps", 1e-6),
+            "drop_path_rate": d.get("drop_path_rate", 0.1),
+        }
+    return {k: v for k, v in d.items() if k != "model_type"}
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -111,8 +113,9 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return obj
 
 
-def resolve(name_or_path: str | Path) -> tuple[Path, SegGPTConfig | None]:
-    """Find the weights file (and config, when one is given) of a path, a shipped model name or a hub id."""
+def resolve(name_or_path: str | Path) -> tuple[Path, dict | None]:
+    """Find the weights file (and its config's field values, when a config.json is there) of a path, a shipped model
+    name or a hub id."""
     if str(name_or_path) in SHIPPED:
         folder = SHIPPED[str(name_or_path)]
         if not (folder / "model.safetensors").is_file():
@@ -123,20 +126,21 @@ def resolve(name_or_path: str | Path) -> tuple[Path, SegGPTConfig | None]:
         return _from_folder(path)
     if path.exists() or path.suffix in (".pth", ".pt", ".bin", ".safetensors"):
         cfg_file = path.with_name("config.json")
-        cfg = config_from_json(json.loads(cfg_file.read_text())) if cfg_file.is_file() else None
-        return path, cfg
+        return path, _read_config(cfg_file)
     if re.fullmatch(r"[\w.-]+/[\w.-]+", str(name_or_path)):
         return _from_folder(_download(str(name_or_path)))
     raise InputError(f"no model at {name_or_path}: give a checkpoint file or folder, a hub id such as "
                      f"BAAI/seggpt-vit-large, or a shipped model ({', '.join(SHIPPED)})")
 
 
-def _from_folder(folder: Path) -> tuple[Path, SegGPTConfig | None]:
-    cfg_file = folder / "config.json"
-    cfg = config_from_json(json.loads(cfg_file.read_text())) if cfg_file.is_file() else None
+def _read_config(cfg_file: Path) -> dict | None:
+    return config_fields(json.loads(cfg_file.read_text())) if cfg_file.is_file() else None
+
+
+def _from_folder(folder: Path) -> tuple[Path, dict | None]:
     for name in ("model.safetensors", "seggpt_vit_large.pth", "pytorch_model.bin"):
         if (folder / name).is_file():
-            return folder / name, cfg
+            return folder / name, _read_config(folder / "config.json")
     raise InputError(f"no model.safetensors or seggpt_vit_large.pth in {folder}; put the weights file there")
 
 
@@ -161,12 +165,10 @@ def _download(repo_id: str) -> Path:
     return weights.parent
 
 
-def load_model(name_or_path: str | Path, *, config: SegGPTConfig | None = None, model_cls: type = SegGPT) -> SegGPT:
-    """Build a model and load its weights strictly. ``config`` overrides the one stored with the weights."""
-    path, stored = resolve(name_or_path)
-    cfg = config or stored or PRESETS["vit-large"]
+def load_weights(model: torch.nn.Module, path: Path) -> None:
+    """Load the weights file ``path`` into ``model`` strictly: a missing or unexpected key or a wrong shape is an
+    :class:`InputError` naming the file. Tensors are cast to fp32 (the model's parameter dtype)."""
     state = to_official_keys(read_state_dict(path))
-    model = model_cls(cfg)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -178,18 +180,15 @@ def load_model(name_or_path: str | Path, *, config: SegGPTConfig | None = None, 
         raise InputError(f"checkpoint {path} does not fit the model config ({'; '.join(parts)}); "
                          "pass the matching config or the right checkpoint")
     model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
-    return model.eval()
 
 
-def save_model(model: SegGPT, directory: str | Path) -> Path:
-    """Write ``model.safetensors`` (fp32, contiguous) and ``config.json`` atomically into ``directory``."""
+def save_weights(model: torch.nn.Module, config: dict, directory: str | Path) -> Path:
+    """Write ``model.safetensors`` (fp32, contiguous) and ``config.json`` (``config``, the model's configuration as a
+    dict) atomically into ``directory``; returns the directory."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().float().contiguous().cpu() for k, v in model.state_dict().items()}
-    tmp = directory / "model.safetensors.tmp"
-    save_file(state, str(tmp), metadata={"format": "pt"})
-    tmp.replace(directory / "model.safetensors")
-    cfg_tmp = directory / "config.json.tmp"
-    cfg_tmp.write_text(json.dumps({"model_type": "seggpt-vos", **model.config.to_dict()}, indent=2) + "\n")
-    cfg_tmp.replace(directory / "config.json")
+    with atomic_path(directory / "model.safetensors") as tmp:
+        save_file(state, str(tmp), metadata={"format": "pt"})
+    text = json.dumps({"model_type": "seggpt-vos", **config}, indent=2) + "\n"
+    atomic_write(directory / "config.json", lambda f: f.write(text.encode()))
     return directory

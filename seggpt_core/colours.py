@@ -35,13 +35,6 @@ def label_colours(num_labels: int) -> np.ndarray:
     return np.concatenate([np.zeros((1, 3), np.int64), colours]).astype(np.uint8)
 
 
-def labels_to_rgb(labels: np.ndarray, colours: np.ndarray) -> np.ndarray:
-    """(H, W) int labels in 0..len(colours)-1 -> (H, W, 3) uint8 colours."""
-    if labels.max(initial=0) >= len(colours):
-        raise InputError(f"label {int(labels.max())} has no colour in a {len(colours) - 1}-label colour set")
-    return colours[labels]
-
-
 def colour_scores(rgb, colours: np.ndarray):
     """How close each pixel is to each label colour: (..., 3) RGB in 0..255 -> (..., K+1) scores, higher = closer.
 
@@ -58,7 +51,3 @@ def colour_scores(rgb, colours: np.ndarray):
     col = torch.as_tensor(colours, dtype=torch.float32, device=rgb.device)
     return rgb.float() @ col.T * 2 - (col * col).sum(1)
 
-
-def rgb_to_labels(rgb, colours: np.ndarray):
-    """Nearest label colour of each pixel: (..., 3) RGB in 0..255 -> (...) int64 labels (numpy or torch)."""
-    return colour_scores(rgb, colours).argmax(-1)

@@ -25,7 +25,6 @@ the residual stream and the softmax statistics stay in fp32.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -34,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
+
+from .checkpoint import load_weights, resolve, save_weights
 
 Ensemble = Literal["official", "hf", "none"]
 SegType = Literal["instance", "semantic"]
@@ -332,16 +333,16 @@ class SegGPT(nn.Module):
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, *, config: SegGPTConfig | None = None) -> SegGPT:
         """Load the official ``.pth``, a Hugging Face ``BAAI/seggpt-vit-large`` folder/file/hub id, a preset name of a
-        shipped model, or a folder written by :meth:`save_pretrained`. See :mod:`seggpt_core.checkpoint`."""
-        from .checkpoint import load_model
-
-        return load_model(name_or_path, config=config, model_cls=cls)
+        shipped model, or a folder written by :meth:`save_pretrained`. See :mod:`seggpt_core.checkpoint`. ``config``
+        overrides the one stored with the weights (default without either: the published ViT-L)."""
+        path, stored = resolve(name_or_path)
+        model = cls(config or (SegGPTConfig.from_dict(stored) if stored is not None else PRESETS["vit-large"]))
+        load_weights(model, path)
+        return model.eval()
 
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write ``model.safetensors`` (fp32) + ``config.json``; returns the directory."""
-        from .checkpoint import save_model
-
-        return save_model(self, directory)
+        return save_weights(self, self.config.to_dict(), directory)
 
     # ----------------------------------------------------------------------------------------------- embeddings
     def position_grid(self) -> torch.Tensor:

@@ -25,7 +25,7 @@ from .transforms import (Upsample, painted_scores, prepare_image, prepare_target
                          scores_to_labels)
 
 if TYPE_CHECKING:
-    from .tuning import TunedPrompt
+    from .tuned_prompt import TunedPrompt
 
 DType = Literal["fp32", "bf16", "fp16"]
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -27,11 +26,13 @@ from typing import Literal, NamedTuple
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from .model import IMAGENET_MEAN, IMAGENET_STD, SegGPT, SegGPTConfig
+from .atomic import atomic_write
 from .colours import label_colours
+from .losses import masked_loss
+from .model import SegGPT, SegGPTConfig
+from .transforms import normalize
 
 #: Label value of pixels that carry no supervision (DAVIS "void"): excluded from the loss, drawn as background.
 IGNORE_LABEL = 255
@@ -72,7 +73,8 @@ class TrainConfig:
     labels, so the model learns to check the prompt against the images instead of copying its errors.
 
     Colours: object colours are uniform random RGB at least ``min_colour_distance`` apart (and from the background),
-    or, with probability ``palette_prob``, the inference palette (``label_colours``) in shuffled order; the background
+    or, with probability ``label_colours_prob``, the inference label colours (``label_colours``) in shuffled order; the
+    background
     is black with probability ``black_background_prob`` (as at inference), else a random colour.
     """
 
@@ -90,7 +92,7 @@ class TrainConfig:
     half_mask_prob: float = 0.75
     mask_ratio: float = 0.5
     min_block_patches: int = 4
-    palette_prob: float = 0.7
+    label_colours_prob: float = 0.7
     black_background_prob: float = 0.85
     min_colour_distance: float = 60.0
     mix_context_prob: float = 0.0  #: chance a sample stitches two pairs side by side under one colour mapping
@@ -116,7 +118,14 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
+        """A config from ``asdict`` output, also of older runs: renamed fields take their new name, fields added since
+        take their defaults (which reproduce the old runs)."""
+        d = {_RENAMED_FIELDS.get(k, k): v for k, v in d.items()}
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+#: Old TrainConfig field name -> new one, so that checkpoints of earlier runs still resume.
+_RENAMED_FIELDS = {"palette_prob": "label_colours_prob"}
 
 
 # ------------------------------------------------------------------------------------------------------ colours
@@ -124,10 +133,10 @@ class TrainConfig:
 def random_colours(rng: np.random.Generator, num_labels: int, cfg: TrainConfig) -> np.ndarray:
     """A fresh colour mapping: (num_labels + 1, 3) uint8, row 0 the background, rows 1.. the labels."""
     background = (np.zeros(3) if rng.random() < cfg.black_background_prob else rng.integers(0, 256, 3)).astype(float)
-    if num_labels and rng.random() < cfg.palette_prob:
-        palette = label_colours(num_labels)[1:].astype(float)
-        colours = [background] + list(palette[rng.permutation(num_labels)])
-        if background.any():  # a random background must stay apart from the palette colours too
+    if num_labels and rng.random() < cfg.label_colours_prob:
+        inference = label_colours(num_labels)[1:].astype(float)
+        colours = [background] + list(inference[rng.permutation(num_labels)])
+        if background.any():  # a random background must stay apart from the label colours too
             colours[0] = _distant_colour(rng, colours[1:], cfg.min_colour_distance)
         return np.array(colours, np.uint8)
     colours = [background]
@@ -228,12 +237,6 @@ def squash(image: np.ndarray, labels: np.ndarray, size: tuple[int, int]) -> tupl
     return image, labels
 
 
-def _normalise(rgb: np.ndarray) -> torch.Tensor:
-    """(h, w, 3) uint8 -> (3, h, w) float32, ImageNet-normalised."""
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255)
-    return (x - torch.tensor(IMAGENET_MEAN).view(3, 1, 1)) / torch.tensor(IMAGENET_STD).view(3, 1, 1)
-
-
 def _compact_ids(labels_a: np.ndarray, labels_b: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """Renumber the ids of a pair to 1..K (same id -> same number in both); IGNORE_LABEL is kept."""
     ids = np.union1d(np.unique(labels_a), np.unique(labels_b))
@@ -296,32 +299,14 @@ def make_canvas(rng: np.random.Generator, sampler: PairSampler, model_config: Se
     colours = random_colours(rng, num_labels, cfg)
     labels = np.concatenate([labels_a, labels_b])
     valid = labels != IGNORE_LABEL
-    targets = _normalise(colours[np.where(valid, labels, 0)])
+    targets = normalize(colours[np.where(valid, labels, 0)])
     mask = training_mask(rng, model_config.grid, cfg)
     shown = targets
     if mask[mask.size // 2:].all() and not mask[:mask.size // 2].any() and rng.random() < cfg.prompt_noise_prob:
         noisy = perturb_labels(rng, labels_a, cfg.prompt_noise_px)  # voids stay voids, drawn as background
-        shown = torch.cat([_normalise(colours[np.where(noisy == IGNORE_LABEL, 0, noisy)]), targets[:, len(noisy):]], 1)
-    return CanvasSample(_normalise(np.concatenate([image_a, image_b])), shown, targets, torch.from_numpy(mask),
+        shown = torch.cat([normalize(colours[np.where(noisy == IGNORE_LABEL, 0, noisy)]), targets[:, len(noisy):]], 1)
+    return CanvasSample(normalize(np.concatenate([image_a, image_b])), shown, targets, torch.from_numpy(mask),
                         torch.from_numpy(valid.astype(np.float32)), torch.tensor(seg_type))
-
-
-# ------------------------------------------------------------------------------------------------------ loss
-
-def masked_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, patch_size: int,
-                valid: torch.Tensor | None = None) -> torch.Tensor:
-    """Smooth-L1 (beta 0.01) over the hidden patches only: sum over hidden (valid) pixels and channels / their count.
-
-    pred, target: (B, 3, H, W); mask: (B, N) bool hidden patches in raster order; valid: (B, H, W) or None.
-    """
-    b, _, h, w = pred.shape
-    pixels = mask.view(b, 1, h // patch_size, w // patch_size).float()
-    pixels = pixels.repeat_interleave(patch_size, 2).repeat_interleave(patch_size, 3)
-    if valid is not None:
-        pixels = pixels * valid[:, None]
-    weight = pixels.expand(-1, pred.shape[1], -1, -1)
-    loss = F.smooth_l1_loss(pred.float(), target.float(), beta=0.01, reduction="none")
-    return (loss * weight).sum() / weight.sum().clamp_min(1)
 
 
 # ------------------------------------------------------------------------------------------------------ trainer
@@ -409,9 +394,7 @@ class Trainer:
         }
         if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
-        tmp = self.checkpoint_path.with_suffix(".pt.tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, self.checkpoint_path)
+        atomic_write(self.checkpoint_path, lambda f: torch.save(state, f))
         return self.checkpoint_path
 
     def resume(self) -> bool:
@@ -432,9 +415,7 @@ class Trainer:
             torch.cuda.set_rng_state(state["cuda_rng"], self.device)
         if self.log_path.is_file():
             kept = [line for line in self.log_path.read_text().splitlines() if json.loads(line)["step"] <= self.step]
-            tmp = self.log_path.with_suffix(".tmp")
-            tmp.write_text("".join(line + "\n" for line in kept))
-            os.replace(tmp, self.log_path)
+            atomic_write(self.log_path, lambda f: f.write("".join(line + "\n" for line in kept).encode()))
         return True
 
     # ------------------------------------------------------------------------------------------ loop

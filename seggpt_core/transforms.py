@@ -51,6 +51,12 @@ def normalized_colours(colours: np.ndarray, device: torch.device | str = "cpu") 
     return normalize(colours[None])[:, 0].T.contiguous().to(device)
 
 
+def draw_labels(labels: torch.Tensor, normalized: torch.Tensor) -> torch.Tensor:
+    """(..., h, w) int64 labels -> (..., 3, h, w) model input: label k drawn with row k of ``normalized``
+    (:func:`normalized_colours`), on the labels' device."""
+    return normalized[labels].movedim(-1, -3)
+
+
 def prepare_image(image: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
     """(H, W, 3) uint8 -> (3, h, w) model input."""
     return normalize(resize_image(image, size))

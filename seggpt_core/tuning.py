@@ -1,10 +1,8 @@
 """In-context tuning (paper §3.3): SegGPT stays frozen and the prompt itself is optimised.
 
-A :class:`TunedPrompt` is one learned example: an image tensor (and, optionally, its target) in the model's
-normalised input space, tuned with the training loss until the frozen model, given it as the in-context example,
-paints the labels of a handful of annotated images. It is two (3, h, w) tensors plus metadata, belongs to one model
-(configuration and weights) and one label set, and is used like any other example: alone, or feature-ensembled with
-real ones (``SegGPTPredictor.segment(..., tuned=...)``, ``VideoSession.add_prompt``).
+The result is a :class:`~seggpt_core.tuned_prompt.TunedPrompt` (its file format lives in
+:mod:`seggpt_core.tuned_prompt`): an example tuned with the training loss until the frozen model, given it as the
+in-context example, paints the labels of a handful of annotated images.
 
 :func:`tune_prompt` runs the deduplicated painting path with autograd: the prompt is the only example, the annotated
 images (randomly flipped and cropped) are the queries, and the loss is the training loss of the painted queries
@@ -20,116 +18,26 @@ import json
 import math
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
-from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
+from .atomic import atomic_write
+from .colours import label_colours
 from .errors import InputError
-from .model import IMAGENET_MEAN, IMAGENET_STD, SegGPT, SegGPTConfig
-from .colours import MAX_LABELS, label_colours
+from .losses import masked_loss
+from .model import IMAGENET_MEAN, IMAGENET_STD
 from .predictor import Prompt, SegGPTPredictor
-from .training import masked_loss
-from .transforms import normalized_colours, resize_labels
-
-#: ``format`` entry of a prompt file's safetensors metadata.
-PROMPT_FORMAT = "seggpt-vos/tuned-prompt"
-PROMPT_VERSION = 1
+from .transforms import draw_labels, normalized_colours, resize_labels
+from .tuned_prompt import TunedPrompt, weights_fingerprint
 
 #: Range of a normalised pixel whose RGB is in [0, 1], per channel: the tuned image is kept a real image.
 _PIXEL_MIN = torch.tensor([(0 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)]).view(3, 1, 1)
 _PIXEL_MAX = torch.tensor([(1 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)]).view(3, 1, 1)
-
-
-def weights_fingerprint(model: SegGPT) -> str:
-    """A short hash of tensors that set_compute_dtype leaves in fp32 (position embedding, tokens): tells two sets of
-    weights of the same configuration apart, whatever their compute dtype."""
-    digest = hashlib.sha256()
-    for t in (model.pos_embed, model.mask_token, model.segment_token_x, model.segment_token_y):
-        digest.update(t.detach().float().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class TunedPrompt:
-    """A learned in-context example for one model and one label set.
-
-    ``label_ids``: what each label 1..K stands for to the user (e.g. the object ids of the masks it was tuned on),
-    strictly increasing; label k is drawn with colour k of ``label_colours(K)``.
-    """
-
-    image: torch.Tensor  #: (3, h, w) float32, ImageNet-normalised
-    target: torch.Tensor  #: (3, h, w) float32, ImageNet-normalised colours (labels 0..K in label colours if fixed)
-    label_ids: tuple[int, ...]
-    model_config: SegGPTConfig
-    model_fingerprint: str  #: :func:`weights_fingerprint` of the model it was tuned with
-    info: dict = field(default_factory=dict)  #: provenance: steps, lr, seed, losses, sources (JSON-serialisable)
-
-    def __post_init__(self) -> None:
-        size = (3, *self.model_config.half_size)
-        if tuple(self.image.shape) != size or tuple(self.target.shape) != size:
-            raise InputError(f"tuned prompt tensors {tuple(self.image.shape)}, {tuple(self.target.shape)} do not "
-                             f"match the model's half size {size}; tune the prompt again")
-        ids = tuple(int(i) for i in self.label_ids)
-        if not ids or any(b <= a for a, b in zip(ids, ids[1:])) or not 1 <= ids[0] <= ids[-1] <= MAX_LABELS:
-            raise InputError(f"tuned prompt label ids {ids} must be increasing ids within 1..{MAX_LABELS}")
-        object.__setattr__(self, "label_ids", ids)
-
-    @property
-    def num_labels(self) -> int:
-        return len(self.label_ids)
-
-    def check_model(self, model: SegGPT, *, source: str = "tuned prompt") -> None:
-        """Refuse a model other than the one the prompt was tuned with (its meaning is tied to those weights)."""
-        if model.config != self.model_config:
-            mine, theirs = self.model_config.to_dict(), model.config.to_dict()
-            diff = ", ".join(f"{k} {mine[k]} vs {theirs[k]}" for k in mine if mine[k] != theirs[k])
-            raise InputError(f"{source} was tuned for another model configuration ({diff}); pass the model it was "
-                             "tuned with (--model) or tune it again for this one")
-        if weights_fingerprint(model) != self.model_fingerprint:
-            raise InputError(f"{source} was tuned with other weights of this configuration; pass the model it was "
-                             "tuned with (--model) or tune it again for this one")
-
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write the prompt as safetensors (tensors) + JSON metadata, atomically; returns the path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        meta = {"label_ids": list(self.label_ids), "model_config": self.model_config.to_dict(),
-                "model_fingerprint": self.model_fingerprint, "info": self.info}
-        tmp = path.with_name(path.name + ".tmp")
-        save_file({"image": self.image.detach().float().cpu().contiguous(),
-                   "target": self.target.detach().float().cpu().contiguous()}, str(tmp),
-                  metadata={"format": PROMPT_FORMAT, "version": str(PROMPT_VERSION), "prompt": json.dumps(meta)})
-        os.replace(tmp, path)
-        return path
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> TunedPrompt:
-        """Read a file written by :meth:`save` (no code is executed)."""
-        path = Path(path)
-        if not path.is_file():
-            raise InputError(f"{path}: prompt file does not exist; tune one with 'seggpt-vos tune --out {path}'")
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                header = f.metadata() or {}
-                if header.get("format") != PROMPT_FORMAT:
-                    raise ValueError("no tuned-prompt metadata")
-                image, target = f.get_tensor("image"), f.get_tensor("target")
-            meta = json.loads(header["prompt"])
-            config = SegGPTConfig.from_dict(meta["model_config"])
-        except Exception as err:  # not ours, truncated or corrupt: one line
-            raise InputError(f"{path}: not a tuned prompt file ({type(err).__name__}: "
-                             f"{str(err).splitlines()[0][:120] if str(err) else 'unreadable'}); write one with "
-                             "'seggpt-vos tune'") from None
-        if int(header.get("version", 0)) > PROMPT_VERSION:
-            raise InputError(f"{path}: prompt file version {header['version']} is newer than this seggpt-vos "
-                             f"understands ({PROMPT_VERSION}); upgrade seggpt-vos")
-        return cls(image, target, tuple(meta["label_ids"]), config, meta["model_fingerprint"], meta.get("info", {}))
 
 
 @dataclass(frozen=True)
@@ -201,7 +109,7 @@ class TuningSet:
 
     def targets(self, labels: torch.Tensor) -> torch.Tensor:
         """(B, h, w) labels -> (B, 3, h, w) normalised label colours."""
-        return self.colours[labels].permute(0, 3, 1, 2)
+        return draw_labels(labels, self.colours)
 
     def fingerprint(self) -> str:
         digest = hashlib.sha256()
@@ -280,10 +188,7 @@ class _Checkpoint:
     def save(self, state: dict) -> None:
         if self.path is None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        torch.save({"run_id": self.run_id, **state}, str(tmp))
-        os.replace(tmp, self.path)
+        atomic_write(self.path, lambda f: torch.save({"run_id": self.run_id, **state}, f))
 
 
 def tune_prompt(predictor: SegGPTPredictor, examples: Sequence[Prompt], config: TuningConfig = TuningConfig(), *,

@@ -1,14 +1,17 @@
-"""Shared fixtures: the shared test data, small DAVIS-layout copies of it, and a tiny random checkpoint."""
+"""Shared fixtures: the shared test data (the one place that skips when it is missing), small DAVIS-layout copies of
+it, and a tiny random checkpoint."""
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 
 from seggpt_core.model import PRESETS, SegGPT
+from vos.datasets import DavisLayout
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -27,14 +30,21 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     return SegGPT(PRESETS["test-tiny"]).save_pretrained(tmp_path_factory.mktemp("tiny-model"))
 
 
-def copy_davis_subset(src: Path, dst: Path, sequences: dict[str, int]) -> Path:
-    """A DAVIS-layout copy of the first ``n`` frames of each sequence (``sequences``: name -> n), val split."""
-    for seq, n in sequences.items():
-        for kind, ext in (("JPEGImages", "jpg"), ("Annotations", "png")):
-            out = dst / kind / "480p" / seq
-            out.mkdir(parents=True)
-            for i in range(n):
-                shutil.copy(src / kind / "480p" / seq / f"{i:05d}.{ext}", out)
-    (dst / "ImageSets" / "2017").mkdir(parents=True)
-    (dst / "ImageSets" / "2017" / "val.txt").write_text("".join(f"{s}\n" for s in sequences))
-    return dst
+@pytest.fixture(scope="session")
+def davis_subset(shared_data, tmp_path_factory) -> Callable[[str, dict[str, int]], Path]:
+    """``davis_subset(set_name, {sequence: n})``: a fresh DAVIS-layout copy of the first ``n`` frames of each sequence
+    of a shared set, val split."""
+
+    def copy(set_name: str, sequences: dict[str, int]) -> Path:
+        src, dst = DavisLayout(shared_data / set_name), DavisLayout(tmp_path_factory.mktemp(set_name))
+        for seq, n in sequences.items():
+            for folder, out, ext in ((src.frames(seq), dst.frames(seq), "jpg"),
+                                     (src.annotations(seq), dst.annotations(seq), "png")):
+                out.mkdir(parents=True)
+                for i in range(n):
+                    shutil.copy(folder / f"{i:05d}.{ext}", out)
+        dst.split_file("val").parent.mkdir(parents=True)
+        dst.split_file("val").write_text("".join(f"{s}\n" for s in sequences))
+        return dst.root
+
+    return copy

@@ -96,13 +96,3 @@ def vos_benchmark_per_frame(gts: Sequence[np.ndarray], preds: Sequence[np.ndarra
             first.setdefault(k, t)
     return {k: (first[k], evaluator.object_iou[k], evaluator.boundary_f[k]) for k in evaluator.object_iou}
 
-
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def shared_data_or_skip() -> Path:
-    import pytest
-
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared test data not found at {SHARED_DATA}")
-    return SHARED_DATA

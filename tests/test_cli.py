@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import copy_davis_subset
 from vos.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,9 +22,8 @@ def pngs(folder: Path) -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def small_davis(shared_data, tmp_path_factory) -> Path:
-    return copy_davis_subset(shared_data / "davis-mini-multi", tmp_path_factory.mktemp("davis"),
-                             {"blackswan-x3": 4, "libby-x2": 3})
+def small_davis(davis_subset) -> Path:
+    return davis_subset("davis-mini-multi", {"blackswan-x3": 4, "libby-x2": 3})
 
 
 def test_segment_writes_palette_masks(shared_data, tiny_checkpoint, tmp_path):
@@ -39,8 +37,8 @@ def test_segment_writes_palette_masks(shared_data, tiny_checkpoint, tmp_path):
     assert out.mode == "P" and out.size == (854, 480) and (tmp_path / "00009.png").is_file()
 
 
-def test_propagate_writes_every_output(shared_data, tiny_checkpoint, tmp_path, capsys):
-    root = copy_davis_subset(shared_data / "davis-mini", tmp_path / "d", {"dog": 5})
+def test_propagate_writes_every_output(davis_subset, tiny_checkpoint, tmp_path, capsys):
+    root = davis_subset("davis-mini", {"dog": 5})
     frames = root / "JPEGImages/480p/dog"
     rc = main(["propagate", str(frames), "--masks", str(root / "Annotations/480p/dog/00000.png"),
                "--out", str(tmp_path / "masks"), "--overlay", str(tmp_path / "overlay.mp4"),

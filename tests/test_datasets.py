@@ -14,54 +14,55 @@ from seggpt_core.errors import InputError
 from vos.datasets import VideoTask, list_davis, list_youtube_vos, parse_shard, shard
 from vos.masks import davis_palette, read_label_png
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-pytestmark = pytest.mark.skipif(not (DATA / "davis-mini").is_dir(), reason=f"shared test data not found at {DATA}")
-LATE = DATA / "davis-edge-lateobj"
+
+@pytest.fixture(scope="module")
+def late(shared_data) -> Path:
+    return shared_data / "davis-edge-lateobj"
 
 
-def test_davis_first_frame_prompts():
-    tasks = list_davis(DATA / "davis-mini")
+def test_davis_first_frame_prompts(shared_data):
+    tasks = list_davis(shared_data / "davis-mini")
     assert [t.name for t in tasks] == ["blackswan", "car-shadow", "dog", "libby", "parkour"]
     dog = tasks[2]
-    assert dog.frames_dir == DATA / "davis-mini" / "JPEGImages" / "480p" / "dog"
+    assert dog.frames_dir == shared_data / "davis-mini" / "JPEGImages" / "480p" / "dog"
     assert dog.frame_names == tuple(f"{i:05d}" for i in range(60))
-    assert dog.masks == {"00000": DATA / "davis-mini" / "Annotations" / "480p" / "dog" / "00000.png"}
+    assert dog.masks == {"00000": shared_data / "davis-mini" / "Annotations" / "480p" / "dog" / "00000.png"}
     assert dog.new_objects == {"00000": (1,)} and dog.output_frames is None and dog.first_frame == "00000"
-    multi = list_davis(DATA / "davis-mini-multi")
+    multi = list_davis(shared_data / "davis-mini-multi")
     assert [t.new_objects for t in multi] == [{"00000": (1, 2, 3)}, {"00000": (1, 2)}]
 
 
-def test_davis_protocol_ignores_late_objects_unless_asked():
-    (task,) = list_davis(LATE)
+def test_davis_protocol_ignores_late_objects_unless_asked(late):
+    (task,) = list_davis(late)
     assert task.new_objects == {"00000": (1,)}
-    (task,) = list_davis(LATE, late_objects=True)
+    (task,) = list_davis(late, late_objects=True)
     first_seen = next(i for i in range(60)
-                      if 2 in read_label_png(LATE / "Annotations" / "480p" / "dog-lateobj" / f"{i:05d}.png")[0])
+                      if 2 in read_label_png(late / "Annotations" / "480p" / "dog-lateobj" / f"{i:05d}.png")[0])
     assert task.new_objects == {"00000": (1,), f"{first_seen:05d}": (2,)}
     assert set(task.masks) == set(task.new_objects)
 
 
-def test_davis_void_is_not_an_object():
-    (task,) = list_davis(DATA / "davis-edge-void", late_objects=True)
+def test_davis_void_is_not_an_object(shared_data):
+    (task,) = list_davis(shared_data / "davis-edge-void", late_objects=True)
     assert task.new_objects == {"00000": (1,)}
 
 
-def test_davis_errors(tmp_path):
+def test_davis_errors(shared_data, tmp_path):
     with pytest.raises(InputError, match=r"ImageSets/2017/test-dev.txt: DAVIS split file not found"):
-        list_davis(DATA / "davis-mini", split="test-dev")
+        list_davis(shared_data / "davis-mini", split="test-dev")
     root = tmp_path / "davis"
-    shutil.copytree(DATA / "davis-mini" / "ImageSets", root / "ImageSets")
+    shutil.copytree(shared_data / "davis-mini" / "ImageSets", root / "ImageSets")
     with pytest.raises(InputError, match="blackswan: frame folder does not exist"):
         list_davis(root)
 
 
-def make_youtube_vos(root: Path, *, with_meta: bool = True) -> Path:
+def make_youtube_vos(late: Path, root: Path, *, with_meta: bool = True) -> Path:
     """A YouTube-VOS ``valid`` split from dog-lateobj: every 5th frame, PNGs only where an object first appears.
 
     The later PNG holds only the new object, as in YouTube-VOS; ``all_frames`` has every frame.
     """
-    src_frames = LATE / "JPEGImages" / "480p" / "dog-lateobj"
-    src_masks = LATE / "Annotations" / "480p" / "dog-lateobj"
+    src_frames = late / "JPEGImages" / "480p" / "dog-lateobj"
+    src_masks = late / "Annotations" / "480p" / "dog-lateobj"
     split = root / "valid"
     (split / "JPEGImages" / "vid1").mkdir(parents=True)
     (split / "Annotations" / "vid1").mkdir(parents=True)
@@ -84,8 +85,8 @@ def make_youtube_vos(root: Path, *, with_meta: bool = True) -> Path:
     return split
 
 
-def test_youtube_vos_listing(tmp_path):
-    split = make_youtube_vos(tmp_path)
+def test_youtube_vos_listing(late, tmp_path):
+    split = make_youtube_vos(late, tmp_path)
     (task,) = list_youtube_vos(split)
     assert isinstance(task, VideoTask) and task.name == "vid1"
     assert task.frames_dir == split / "JPEGImages" / "vid1"
@@ -95,21 +96,21 @@ def test_youtube_vos_listing(tmp_path):
     assert task.output_frames == frozenset(task.frame_names)
 
 
-def test_youtube_vos_all_frames_writes_only_meta_frames(tmp_path):
-    split = make_youtube_vos(tmp_path)
+def test_youtube_vos_all_frames_writes_only_meta_frames(late, tmp_path):
+    split = make_youtube_vos(late, tmp_path)
     (task,) = list_youtube_vos(split, frames_root=tmp_path / "all_frames" / "JPEGImages")
     assert len(task.frame_names) == 30
     assert task.output_frames == frozenset(f"{i:05d}" for i in range(0, 30, 5))
 
 
-def test_youtube_vos_without_meta_writes_split_frames(tmp_path):
-    split = make_youtube_vos(tmp_path, with_meta=False)
+def test_youtube_vos_without_meta_writes_split_frames(late, tmp_path):
+    split = make_youtube_vos(late, tmp_path, with_meta=False)
     (task,) = list_youtube_vos(split, frames_root=tmp_path / "all_frames" / "JPEGImages")
     assert task.output_frames == frozenset(f"{i:05d}" for i in range(0, 30, 5))
 
 
-def test_youtube_vos_later_png_repeating_an_object_only_adds_the_new_one(tmp_path):
-    split = make_youtube_vos(tmp_path)
+def test_youtube_vos_later_png_repeating_an_object_only_adds_the_new_one(late, tmp_path):
+    split = make_youtube_vos(late, tmp_path)
     png = split / "Annotations" / "vid1" / "00020.png"
     labels, palette = read_label_png(png)
     labels[:40, :40] = 1  # the annotator also drew object 1 here
@@ -120,10 +121,10 @@ def test_youtube_vos_later_png_repeating_an_object_only_adds_the_new_one(tmp_pat
     assert task.new_objects == {"00000": (1,), "00020": (2,)}
 
 
-def test_youtube_vos_errors(tmp_path):
+def test_youtube_vos_errors(late, tmp_path):
     with pytest.raises(InputError, match="Annotations folder not found"):
         list_youtube_vos(tmp_path)
-    split = make_youtube_vos(tmp_path)
+    split = make_youtube_vos(late, tmp_path)
     shutil.copy(split / "Annotations" / "vid1" / "00020.png", split / "Annotations" / "vid1" / "00099.png")
     with pytest.raises(InputError, match=r"00099.png: annotation for frame '00099' but video vid1 has no such frame"):
         list_youtube_vos(split)
@@ -136,28 +137,33 @@ def test_youtube_vos_errors(tmp_path):
         list_youtube_vos(split)
 
 
-def test_empty_first_annotation(tmp_path):
-    split = make_youtube_vos(tmp_path)
+def test_empty_first_annotation(late, tmp_path):
+    split = make_youtube_vos(late, tmp_path)
     for png in (split / "Annotations" / "vid1").iterdir():
         Image.fromarray(np.zeros((480, 854), np.uint8)).save(png)
     with pytest.raises(InputError, match="00000.png: the first annotation has no object"):
         list_youtube_vos(split)
 
 
-def test_shards_partition_deterministically(monkeypatch):
-    tasks = list_davis(DATA / "davis-mini")
+def test_shards_partition_deterministically(shared_data):
+    tasks = list_davis(shared_data / "davis-mini")
     parts = [shard(tasks, i, 3) for i in range(3)]
     assert sorted(t.name for p in parts for t in p) == sorted(t.name for t in tasks)
     assert [[t.name for t in p] for p in parts] == [[t.name for t in p] for p in (shard(tasks, i, 3) for i in range(3))]
     assert [len(p) for p in parts] == [2, 2, 1]
-    monkeypatch.setenv("RANK", "1")
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    assert shard(tasks) == shard(tasks, 1, 2)
-    monkeypatch.delenv("RANK")
-    monkeypatch.delenv("WORLD_SIZE")
-    assert shard(tasks) == tasks
     with pytest.raises(InputError, match="need 0 <= i < n"):
         shard(tasks, 3, 3)
+
+
+def test_worker_reads_torchrun_environment_once(monkeypatch):
+    from vos.runner import Worker
+
+    for name, value in (("RANK", "1"), ("WORLD_SIZE", "2"), ("LOCAL_RANK", "1")):
+        monkeypatch.setenv(name, value)
+    assert Worker.from_env() == Worker(1, 2, 1)
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(name)
+    assert Worker.from_env() == Worker(0, 1, 0)  # one process: the whole list
 
 
 def test_parse_shard():

@@ -14,18 +14,14 @@ from eval.cli import main as eval_main
 from eval.davis import evaluate_davis
 from eval.errors import EvalError
 from eval.sequence import Protocol
-from tests.eval_helpers import (PERTURBATIONS, load_sequence, make_davis_root, read_png, shared_data_or_skip,
-                                vos_benchmark_per_frame, write_png)
+from tests.eval_helpers import (PERTURBATIONS, load_sequence, make_davis_root, read_png, vos_benchmark_per_frame,
+                                write_png)
 
 
-@pytest.fixture(scope="module")
-def data():
-    return shared_data_or_skip()
-
-
-def test_osvos_matches_the_published_per_frame_scores(data):
-    published = json.loads((data / "davis-mini-osvos" / "official_site_osvos_perframe.json").read_text())["objects"]
-    report = evaluate_davis(data / "davis-mini", data / "davis-mini-osvos", workers=2)
+def test_osvos_matches_the_published_per_frame_scores(shared_data):
+    published_file = shared_data / "davis-mini-osvos" / "official_site_osvos_perframe.json"
+    published = json.loads(published_file.read_text())["objects"]
+    report = evaluate_davis(shared_data / "davis-mini", shared_data / "davis-mini-osvos", workers=2)
     assert [o.name for o in report.objects] == list(published)
     for obj in report.objects:
         assert len(obj.j) == len(published[obj.name]["J"]) == len(obj.frames)
@@ -35,11 +31,11 @@ def test_osvos_matches_the_published_per_frame_scores(data):
 
 
 @pytest.fixture(scope="module")
-def small_root(data, tmp_path_factory):
+def small_root(shared_data, tmp_path_factory):
     """First 10 frames of two multi-object sequences (K = 3, 2) and one single-object sequence."""
-    sequences = {"blackswan-x3": load_sequence(data / "davis-mini-multi", "blackswan-x3", 10),
-                 "libby-x2": load_sequence(data / "davis-mini-multi", "libby-x2", 10),
-                 "dog": load_sequence(data / "davis-mini", "dog", 10)}
+    sequences = {"blackswan-x3": load_sequence(shared_data / "davis-mini-multi", "blackswan-x3", 10),
+                 "libby-x2": load_sequence(shared_data / "davis-mini-multi", "libby-x2", 10),
+                 "dog": load_sequence(shared_data / "davis-mini", "dog", 10)}
     return make_davis_root(tmp_path_factory.mktemp("davis-small"), sequences), sequences
 
 
@@ -171,8 +167,8 @@ def test_seggpt_vos_cli_routes_eval_errors_to_exit_2(small_root, tmp_path, capsy
     assert "is not a folder" in capsys.readouterr().err
 
 
-def test_late_object_davis_exact_rejects_it_and_sparse_scores_it(data, tmp_path):
-    root = data / "davis-edge-lateobj"
+def test_late_object_davis_exact_rejects_it_and_sparse_scores_it(shared_data, tmp_path):
+    root = shared_data / "davis-edge-lateobj"
     gts = load_sequence(root, "dog-lateobj")
     results = tmp_path / "results"
     shutil.copytree(root / "Annotations" / "480p", results)
@@ -201,8 +197,8 @@ def test_late_object_davis_exact_rejects_it_and_sparse_scores_it(data, tmp_path)
     assert exact.overall.jf_mean == 1.0
 
 
-def test_void_is_background_and_predicting_it_costs(data, tmp_path):
-    root = data / "davis-edge-void"
+def test_void_is_background_and_predicting_it_costs(shared_data, tmp_path):
+    root = shared_data / "davis-edge-void"
     gts = load_sequence(root, "libby-void")
     results = tmp_path / "results"
     for t, gt in enumerate(gts):
@@ -233,13 +229,13 @@ def test_decay_beyond_255_frames_is_correct_by_default_and_nan_in_compat_mode(tm
     assert default.objects[0].j_stats.mean == compat.objects[0].j_stats.mean
 
 
-def test_cross_check_with_the_official_toolkit_when_installed(data, tmp_path):
+def test_cross_check_with_the_official_toolkit_when_installed(shared_data, tmp_path):
     evaluation = pytest.importorskip("davis2017.evaluation", reason="davis2017 (official toolkit) not installed")
     results = tmp_path / "osvos"
-    shutil.copytree(data / "davis-mini-osvos", results)
-    official = evaluation.DAVISEvaluation(davis_root=str(data / "davis-mini"), task="semi-supervised",
+    shutil.copytree(shared_data / "davis-mini-osvos", results)
+    official = evaluation.DAVISEvaluation(davis_root=str(shared_data / "davis-mini"), task="semi-supervised",
                                           gt_set="val").evaluate(str(results))
-    ours = evaluate_davis(data / "davis-mini", results, workers=1)
+    ours = evaluate_davis(shared_data / "davis-mini", results, workers=1)
     assert official["J"]["M"] == [o.j_stats.mean for o in ours.objects]
     assert official["J"]["R"] == [o.j_stats.recall for o in ours.objects]
     assert official["J"]["D"] == [o.j_stats.decay for o in ours.objects]

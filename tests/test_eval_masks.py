@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -12,20 +13,19 @@ from PIL import Image
 from eval import inflate
 from eval.errors import EvalError
 from eval.masks import read_labels
-from tests.eval_helpers import read_png, shared_data_or_skip
+from tests.eval_helpers import read_png
 
 
-def _sample_pngs():
-    data = shared_data_or_skip()
+def _sample_pngs(data: Path) -> list[Path]:
     paths = sorted(data.glob("*/Annotations/480p/*/*.png")) + sorted(data.glob("davis-mini-osvos/*/*.png"))
     return paths[::7]
 
 
 @pytest.mark.parametrize("inflater", ["default", "zlib"])
-def test_fast_path_equals_pil_on_the_shared_data(monkeypatch, inflater):
+def test_fast_path_equals_pil_on_the_shared_data(monkeypatch, inflater, shared_data):
     if inflater == "zlib":
         monkeypatch.setattr(inflate, "inflate", inflate.zlib_inflate)
-    for path in _sample_pngs():
+    for path in _sample_pngs(shared_data):
         assert np.array_equal(read_labels(path), read_png(path)), path
 
 

@@ -13,8 +13,7 @@ from PIL import Image
 from eval.cli import main as eval_main
 from eval.errors import EvalError
 from eval.ytvos import build_submission, evaluate_ytvos, overall_score, read_meta, seen_categories
-from tests.eval_helpers import (PERTURBATIONS, load_sequence, read_png, shared_data_or_skip, vos_benchmark_per_frame,
-                                write_png)
+from tests.eval_helpers import PERTURBATIONS, load_sequence, read_png, vos_benchmark_per_frame, write_png
 
 CATEGORIES = {"dog-lateobj": {1: "dog", 2: "camel"}, "blackswan-x3": {1: "swan", 2: "dog", 3: "person"}}
 
@@ -27,12 +26,11 @@ def _write_meta(path, frames_by_video: dict[str, dict[int, list[str]]]) -> None:
 
 
 @pytest.fixture(scope="module")
-def split(tmp_path_factory):
+def split(tmp_path_factory, shared_data):
     """A dense 'train'-like split: every 5th frame of two real-mask videos, one with an object from frame 20 on."""
-    data = shared_data_or_skip()
     root = tmp_path_factory.mktemp("ytvos") / "train"
-    videos = {"dog-lateobj": load_sequence(data / "davis-edge-lateobj", "dog-lateobj"),
-              "blackswan-x3": load_sequence(data / "davis-mini-multi", "blackswan-x3")}
+    videos = {"dog-lateobj": load_sequence(shared_data / "davis-edge-lateobj", "dog-lateobj"),
+              "blackswan-x3": load_sequence(shared_data / "davis-mini-multi", "blackswan-x3")}
     frames_by_video = {}
     for name, gts in videos.items():
         kept = {f"{t:05d}": gts[t] for t in range(0, len(gts), 5)}

@@ -18,10 +18,6 @@ from seggpt_core.errors import InputError
 from vos.readers import (FrameFolderSource, IteratorSource, VideoFileSource, natural_key, open_source, prefetch,
                          prefetched)
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-DOG = DATA / "davis-mini" / "JPEGImages" / "480p" / "dog"
-needs_data = pytest.mark.skipif(not DOG.is_dir(), reason=f"shared test data not found at {DATA}")
-
 NUM_FRAMES, HEIGHT, WIDTH = 45, 72, 96
 
 
@@ -191,15 +187,15 @@ def save_frames(folder: Path, names: list[str], frames: list[np.ndarray]) -> Pat
     return folder
 
 
-@needs_data
-def test_folder_reads_davis_frames_exactly():
-    source = open_source(DOG)
+def test_folder_reads_davis_frames_exactly(shared_data):
+    dog = shared_data / "davis-mini" / "JPEGImages" / "480p" / "dog"
+    source = open_source(dog)
     assert isinstance(source, FrameFolderSource)
     assert (source.name, source.size, len(source)) == ("dog", (480, 854), 60)
     frames = list(source)
     assert [f.name for f in frames] == [f"{i:05d}" for i in range(60)]
     for i in (0, 33, 59):
-        np.testing.assert_array_equal(frames[i].rgb, np.asarray(Image.open(DOG / f"{i:05d}.jpg").convert("RGB")))
+        np.testing.assert_array_equal(frames[i].rgb, np.asarray(Image.open(dog / f"{i:05d}.jpg").convert("RGB")))
 
 
 def test_natural_sort_any_names(tmp_path):

@@ -21,7 +21,6 @@ from vos.cli.demo import DEMO_VIDEO, run_demo
 from vos.session import PropagationConfig, VideoSession
 from vos.training.synthetic import SyntheticVideo
 
-from .conftest import copy_davis_subset
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +56,8 @@ def test_demo_tracks_far_better_than_repeating_the_first_mask(predictor, tmp_pat
     assert result.jf > joint.jf + 0.15 and joint.jf > baseline + 0.15, (result.jf, joint.jf, baseline)
 
 
-def test_beats_repeating_the_first_mask_on_real_davis(predictor, shared_data, tmp_path):
-    root = copy_davis_subset(shared_data / "davis-mini", tmp_path / "davis", {"dog": 40, "parkour": 40})
+def test_beats_repeating_the_first_mask_on_real_davis(predictor, davis_subset, tmp_path):
+    root = davis_subset("davis-mini", {"dog": 40, "parkour": 40})
     from vos.datasets import list_davis
     from vos.runner import run_tasks
 

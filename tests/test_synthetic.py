@@ -16,7 +16,6 @@ from vos.masks import davis_palette
 from vos.training.synthetic import (
     SyntheticVideo,
     SyntheticVideoConfig,
-    generate_video,
     video_name,
     write_davis_dataset,
 )
@@ -26,7 +25,7 @@ SMALL = SyntheticVideoConfig(size=(96, 160), num_frames=12, texture_source="proc
 
 
 def frames_of(seed: int, config: SyntheticVideoConfig) -> list[tuple[np.ndarray, np.ndarray]]:
-    return list(generate_video(seed, config))
+    return list(SyntheticVideo(seed, config))
 
 
 @pytest.mark.parametrize("source", ["procedural", "mixed"])
@@ -44,8 +43,8 @@ def test_same_seed_same_video_and_other_seeds_differ(source):
     assert not np.array_equal(first[0][0], other[0][0])
 
 
-def test_generate_video_streams_and_matches_random_access():
-    stream = generate_video(5, SMALL)
+def test_iteration_streams_and_matches_random_access():
+    stream = iter(SyntheticVideo(5, SMALL))
     assert iter(stream) is stream and not isinstance(stream, (list, tuple))
     video = SyntheticVideo(5, SMALL)
     for t in (0, 1):

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from seggpt_core.model import PRESETS, SegGPT
 from seggpt_core.colours import label_colours
+from seggpt_core.losses import masked_loss
+from seggpt_core.model import PRESETS, SegGPT
 from seggpt_core.training import (IGNORE_LABEL, INSTANCE, SEMANTIC, ContextCanvases, Pair, Trainer, TrainConfig,
-                                  block_mask, make_canvas, masked_loss, perturb_labels, random_colours, training_mask, warmup_cosine)
+                                  block_mask, make_canvas, perturb_labels, random_colours, training_mask, warmup_cosine)
 from vos.training.synthetic import SyntheticVideoConfig
 from vos.training.samplers import (TRAIN_SEED_LIMIT, Augment, SyntheticPairs, VideoFolderPairs, frame_pair,
                                list_annotated_videos)
@@ -114,7 +115,7 @@ def test_training_mask_mixes_query_half_and_blocks():
 # ----------------------------------------------------------------------------------------------------------- colours
 
 def test_colour_mapping_is_consistent_within_a_sample_and_differs_across_samples():
-    cfg = TrainConfig(palette_prob=0.0)  # palette draws repeat by design (few orders of few colours)
+    cfg = TrainConfig(label_colours_prob=0.0)  # label colour draws repeat by design (few orders of few colours)
     model_cfg = TINY
     samples = [make_canvas(np.random.default_rng([0, i]), two_object_pair, model_cfg, cfg) for i in range(12)]
     h = model_cfg.half_size[0]
@@ -129,19 +130,19 @@ def test_colour_mapping_is_consistent_within_a_sample_and_differs_across_samples
     assert len(set(colour_sets)) == len(samples)  # every sample has its own mapping
 
 
-def test_random_colours_are_distinct_and_sometimes_the_inference_palette():
-    cfg = TrainConfig(palette_prob=0.5, black_background_prob=0.7, min_colour_distance=60)
+def test_random_colours_are_distinct_and_sometimes_the_inference_label_colours():
+    cfg = TrainConfig(label_colours_prob=0.5, black_background_prob=0.7, min_colour_distance=60)
     rng = np.random.default_rng(3)
-    palette_rows = {tuple(c) for c in label_colours(3)[1:]}
-    from_palette, black = 0, 0
+    label_rows = {tuple(c) for c in label_colours(3)[1:]}
+    from_label_colours, black = 0, 0
     for _ in range(200):
         colours = random_colours(rng, 3, cfg).astype(float)
         assert colours.shape == (4, 3)
         d = np.linalg.norm(colours[:, None] - colours[None], axis=-1) + np.eye(4) * 1e9
         assert d.min() >= 60
-        from_palette += {tuple(c) for c in colours[1:].astype(np.uint8)} == palette_rows
+        from_label_colours += {tuple(c) for c in colours[1:].astype(np.uint8)} == label_rows
         black += not colours[0].any()
-    assert 60 < from_palette < 140 and 110 < black < 170
+    assert 60 < from_label_colours < 140 and 110 < black < 170
 
 
 def test_void_pixels_are_drawn_as_background_and_excluded():
@@ -335,6 +336,18 @@ def test_resume_accepts_a_checkpoint_from_before_a_config_field_existed(tmp_path
     torch.save(state, tmp_path / "checkpoint.pt")
     resumed = tiny_trainer(tmp_path)
     assert resumed.resume() and resumed.step == 3
+
+
+def test_resume_accepts_a_checkpoint_written_before_a_config_field_was_renamed(tmp_path):
+    """``palette_prob`` is now ``label_colours_prob``: an old run's value carries over under the new name."""
+    tiny_trainer(tmp_path, label_colours_prob=0.3).train(until=3, progress=False)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    state["train_config"]["palette_prob"] = state["train_config"].pop("label_colours_prob")
+    torch.save(state, tmp_path / "checkpoint.pt")
+    assert TrainConfig.from_dict(state["train_config"]).label_colours_prob == 0.3
+    assert tiny_trainer(tmp_path, label_colours_prob=0.3).resume()
+    with pytest.raises(ValueError, match="another configuration"):  # the old value is read, not the default
+        tiny_trainer(tmp_path).resume()
 
 
 def test_data_loader_workers_give_the_same_batches(tmp_path):

@@ -14,7 +14,6 @@ from seggpt_core.errors import InputError
 from seggpt_core.model import PRESETS, SegGPT
 from seggpt_core.predictor import Prompt, SegGPTPredictor
 from seggpt_core.tuning import TunedPrompt, TuningConfig, TuningSet, tune_prompt, tuning_loss
-from tests.conftest import copy_davis_subset
 from vos.cli import main
 from vos.session import PropagationConfig, VideoSession
 
@@ -143,8 +142,8 @@ def test_session_refuses_masks_with_objects_the_prompt_lacks():
 
 
 @pytest.fixture(scope="module")
-def dog(shared_data, tmp_path_factory):
-    return copy_davis_subset(shared_data / "davis-mini", tmp_path_factory.mktemp("davis"), {"dog": 4})
+def dog(davis_subset):
+    return davis_subset("davis-mini", {"dog": 4})
 
 
 def test_cli_tune_then_propagate_and_segment(dog, tiny_checkpoint, tmp_path, capsys):
@@ -156,13 +155,13 @@ def test_cli_tune_then_propagate_and_segment(dog, tiny_checkpoint, tmp_path, cap
     assert out.is_file() and not (tmp_path / "dog.pt.resume").exists()
     assert TunedPrompt.load(out).label_ids == (1,)
     frames = dog / "JPEGImages/480p/dog"
-    assert main(["propagate", str(frames), "--prompt", str(out), "--out", str(tmp_path / "alone"), *base]) == 0
-    assert main(["propagate", str(frames), "--masks", str(dog / "Annotations/480p/dog/00000.png"), "--prompt",
+    assert main(["propagate", str(frames), "--tuned-prompt", str(out), "--out", str(tmp_path / "alone"), *base]) == 0
+    assert main(["propagate", str(frames), "--masks", str(dog / "Annotations/480p/dog/00000.png"), "--tuned-prompt",
                  str(out), "--out", str(tmp_path / "both"), *base]) == 0
     for folder in ("alone", "both"):
         assert sorted(p.stem for p in (tmp_path / folder / "dog").glob("*.png")) == ["00000", "00001", "00002",
                                                                                     "00003"]
-    assert main(["segment", "--prompt", str(out), "--input", str(frames / "00003.jpg"), "--output",
+    assert main(["segment", "--tuned-prompt", str(out), "--input", str(frames / "00003.jpg"), "--output",
                  str(tmp_path / "seg"), *base]) == 0
     assert Image.open(tmp_path / "seg/00003.png").size == (854, 480)
 
@@ -187,9 +186,10 @@ def test_cli_bad_input_is_one_line_and_exit_2(dog, tiny_checkpoint, tmp_path, ca
         assert main(["tune", "--out", str(tmp_path / "p.pt"), "--steps", "1", "--model", str(other),
                      "--images", str(frames / "00000.jpg"), "--masks", str(masks / "00000.png")]) == 0
         capsys.readouterr()
-        args = ["propagate", str(frames), "--prompt", str(tmp_path / "p.pt"), "--out", str(tmp_path / "o"), *model]
+        args = ["propagate", str(frames), "--tuned-prompt", str(tmp_path / "p.pt"), "--out", str(tmp_path / "o"),
+                *model]
     elif case == "not_a_prompt":
-        args = ["segment", "--prompt", str(masks / "00000.png"), "--input", str(frames / "00000.jpg"),
+        args = ["segment", "--tuned-prompt", str(masks / "00000.png"), "--input", str(frames / "00000.jpg"),
                 "--output", str(tmp_path / "o"), *model]
     elif case == "no_example":
         args = ["propagate", str(frames), "--out", str(tmp_path / "o"), *model]

@@ -14,15 +14,35 @@ one introduces, and which frames must be written. Layouts (metrics.md §9):
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from seggpt_core.errors import InputError
 
+from .frame_folders import list_frames, natural_key
 from .masks import load_mask, object_ids_in
-from .readers import IMAGE_SUFFIXES, natural_key
+
+
+@dataclass(frozen=True)
+class DavisLayout:
+    """Where things are in a DAVIS root: ``ImageSets/<year>/<split>.txt``, ``JPEGImages/<resolution>/<seq>/``,
+    ``Annotations/<resolution>/<seq>/``. The one place in ``vos`` that spells this layout (``eval`` has its own)."""
+
+    root: Path
+    resolution: str = "480p"
+    year: str = "2017"
+
+    def frames(self, sequence: str = "") -> Path:
+        """A sequence's frame folder (the folder of all sequences when ``sequence`` is empty)."""
+        return self.root / "JPEGImages" / self.resolution / sequence
+
+    def annotations(self, sequence: str = "") -> Path:
+        """A sequence's annotation folder (the folder of all sequences when ``sequence`` is empty)."""
+        return self.root / "Annotations" / self.resolution / sequence
+
+    def split_file(self, split: str) -> Path:
+        return self.root / "ImageSets" / self.year / f"{split}.txt"
 
 
 @dataclass(frozen=True)
@@ -50,7 +70,7 @@ class VideoTask:
 def _frame_names(folder: Path) -> tuple[str, ...]:
     if not folder.is_dir():
         raise InputError(f"{folder}: frame folder does not exist; check the dataset root")
-    names = sorted((p.stem for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=natural_key)
+    names = [p.stem for p in list_frames(folder)]
     if not names:
         raise InputError(f"{folder}: no frames; check the dataset root")
     return tuple(names)
@@ -91,18 +111,18 @@ def _check_mask_frames(name: str, pngs: Sequence[Path], frame_names: Sequence[st
 def list_davis(root: str | Path, *, split: str = "val", year: str = "2017", resolution: str = "480p",
                late_objects: bool = False) -> list[VideoTask]:
     """The sequences of ``ImageSets/<year>/<split>.txt`` under a DAVIS root, in the file's order."""
-    root = Path(root)
-    listing = root / "ImageSets" / year / f"{split}.txt"
+    layout = DavisLayout(Path(root), resolution, year)
+    listing = layout.split_file(split)
     if not listing.is_file():
         raise InputError(f"{listing}: DAVIS split file not found; check --davis root and the split name")
     tasks = []
     for seq in (line.split()[0] for line in listing.read_text().splitlines() if line.strip()):
-        frames_dir = root / "JPEGImages" / resolution / seq
+        frames_dir = layout.frames(seq)
         frame_names = _frame_names(frames_dir)
-        pngs = _pngs(root / "Annotations" / resolution / seq)
+        pngs = _pngs(layout.annotations(seq))
         _check_mask_frames(seq, pngs, frame_names)
         if not pngs or pngs[0].stem != frame_names[0]:
-            raise InputError(f"{root / 'Annotations' / resolution / seq}: no mask for the first frame "
+            raise InputError(f"{layout.annotations(seq)}: no mask for the first frame "
                              f"{frame_names[0]}; DAVIS needs {frame_names[0]}.png")
         masks, new_objects = _first_appearances(pngs, first_only=not late_objects)
         tasks.append(VideoTask(seq, frames_dir, frame_names, masks, new_objects))
@@ -173,14 +193,10 @@ def _check_shard(index: int, count: int) -> None:
         raise InputError(f"shard {index}/{count}: need 0 <= i < n; e.g. --shard 0/4")
 
 
-def shard(tasks: Sequence[VideoTask], index: int | None = None, count: int | None = None) -> list[VideoTask]:
-    """Shard ``index`` of ``count`` of ``tasks``: every count-th task, starting at ``index``.
-
-    Without arguments it reads torchrun's ``RANK`` / ``WORLD_SIZE`` (one process = the whole list). Every shard is
-    deterministic and together they cover each task exactly once.
+def shard(tasks: Sequence[VideoTask], index: int, count: int) -> list[VideoTask]:
+    """Shard ``index`` of ``count`` of ``tasks``: every count-th task, starting at ``index`` (under torchrun, the
+    rank and world size of ``vos.runner.Worker.from_env()``). Every shard is deterministic and together they cover
+    each task exactly once.
     """
-    if index is None or count is None:
-        index = int(os.environ.get("RANK", "0"))
-        count = int(os.environ.get("WORLD_SIZE", "1"))
     _check_shard(index, count)
     return list(tasks[index::count])

@@ -119,15 +119,12 @@ def object_ids_in(labels: np.ndarray) -> list[int]:
     return [int(i) for i in np.flatnonzero(counts[1:]) + 1]
 
 
-def check_mask(labels: np.ndarray, *, frame_size: tuple[int, int], source: str, first: bool = False) -> None:
-    """Refuse a mask whose size differs from the frames', and an empty mask where tracking starts."""
+def check_mask(labels: np.ndarray, *, frame_size: tuple[int, int], source: str) -> None:
+    """Refuse a mask whose size differs from the frames'."""
     if tuple(labels.shape) != tuple(frame_size):
         h, w = labels.shape
         raise InputError(f"{source}: mask is {w}x{h} but the frames are {frame_size[1]}x{frame_size[0]}; give a "
                          "mask of the frame size")
-    if first and not labels.any():
-        raise InputError(f"{source}: the first mask has no object (all background); give a mask with at least one "
-                         "object id > 0")
 
 
 def check_mask_frame(index: int, num_frames: int | None, *, source: str) -> None:
@@ -189,11 +186,6 @@ class ObjectIds:
         self._ids = [i for i in self._ids if i not in drop]
         self._to_slot[:] = 0
         self._to_slot[self._ids] = np.arange(1, len(self._ids) + 1)
-
-    def slot(self, object_id: int) -> int:
-        if object_id not in self._ids:
-            raise KeyError(f"object id {object_id} is not tracked")
-        return int(self._to_slot[object_id])
 
     def to_slots(self, labels: np.ndarray, *, source: str = "mask") -> np.ndarray:
         """(H, W) uint8 user ids -> (H, W) uint8 slots; an id that was never added is an error, not background."""

@@ -20,7 +20,7 @@ from .writers import (AlphaMatteWriter, AsyncWriter, CocoRleWriter, FrameWriter,
                       PalettePngWriter)
 
 if TYPE_CHECKING:
-    from seggpt_core.tuning import TunedPrompt
+    from seggpt_core.tuned_prompt import TunedPrompt
 
 
 @dataclass(frozen=True)

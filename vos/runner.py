@@ -27,7 +27,7 @@ from .session import PropagationConfig
 from .writers import completed_frames
 
 if TYPE_CHECKING:
-    from seggpt_core.tuning import TunedPrompt
+    from seggpt_core.tuned_prompt import TunedPrompt
 
 
 @dataclass(frozen=True)

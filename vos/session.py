@@ -29,16 +29,14 @@ from seggpt_core.errors import InputError
 from seggpt_core.predictor import SegGPTPredictor
 from seggpt_core.transforms import Upsample, painted_scores, resize_labels, scores_to_labels
 
+from .config import Mode
 from .masks import ObjectIds, check_mask, check_mask_frame, load_mask, object_ids_in
 from .prompts import BLACK_WHITE, PromptBank, PromptFrame
 from .readers import FrameSource, open_source, prefetched
 from .windows import ObjectWindows, WindowConfig
 
 if TYPE_CHECKING:
-    from seggpt_core.tuning import TunedPrompt
-
-
-Mode = Literal["auto", "joint", "per-object", "windows"]
+    from seggpt_core.tuned_prompt import TunedPrompt
 
 #: ``mode="auto"`` uses object windows for models whose input half is smaller than this on either side.
 WINDOWS_BELOW = 256
@@ -149,7 +147,8 @@ class VideoSession:
         extra = sorted(set(object_ids_in(labels)) - set(prompt.label_ids))
         if extra:
             raise InputError(f"{source}: object id(s) {extra} are not in {prompt_source} (tuned for ids "
-                             f"{list(prompt.label_ids)}); tune a prompt on masks with these objects or drop --prompt")
+                             f"{list(prompt.label_ids)}); tune a prompt on masks with these objects or drop "
+                             "--tuned-prompt")
 
     @torch.inference_mode()
     def propagate(self) -> Iterator[Prediction]:
@@ -160,7 +159,7 @@ class VideoSession:
         """
         if not self._masks and self._tuned is None:
             raise InputError(f"{self.name}: no mask given; add the first frame's mask (add_mask / --masks) or a tuned "
-                             "prompt (add_prompt / --prompt)")
+                             "prompt (add_prompt / --tuned-prompt)")
         bank = PromptBank(self.config.context)
         if self._tuned is not None:
             prompt, _ = self._tuned

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from seggpt_core.transforms import Upsample, normalized_colours, resize_labels
 
+from .config import WINDOW_MARGIN, WINDOW_MIN_SIDE
 from .prompts import BLACK_WHITE, PromptFrame
 
 Box = tuple[int, int, int, int]
@@ -32,8 +33,8 @@ class WindowConfig:
     side, moved (or cut) to fit the frame. The defaults were chosen on generated videos with seeds never used for
     training or for the reported scores (``scripts/bench_small_model.py --tune-windows``)."""
 
-    margin: float = 1.5
-    min_side: float = 0.1
+    margin: float = WINDOW_MARGIN
+    min_side: float = WINDOW_MIN_SIDE
 
     def box(self, mask: np.ndarray) -> Box | None:
         """The window around an object's (H, W) bool mask, None when the mask is empty."""

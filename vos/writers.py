@@ -13,13 +13,11 @@ folder already holds so runners can resume.
 
 from __future__ import annotations
 
-import glob
 import io
 import json
 import os
 import queue
 import threading
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -27,40 +25,9 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
+from seggpt_core.atomic import atomic_write, remove_stale_temps, temp_path
+
 from .masks import davis_palette, object_ids_in
-
-_TEMP_TAG = ".tmp-"
-
-
-# --- atomic files -----------------------------------------------------------------------------------------------------
-
-
-def temp_path(path: Path) -> Path:
-    """A hidden, unique temp name next to ``path`` that keeps its suffix (``.NAME.tmp-XXXX.SUFFIX``)."""
-    return path.with_name(f".{path.stem}{_TEMP_TAG}{uuid.uuid4().hex[:8]}{path.suffix}")
-
-
-def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
-    """Run ``write(file)`` on a temp file beside ``path``, then move it to ``path``; on failure remove the temp."""
-    tmp = temp_path(path)
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def remove_stale_temps(folder: Path, suffix: str, stem: str | None = None) -> None:
-    """Delete temp files that a killed run left in ``folder`` for ``<stem><suffix>`` (any stem when None).
-
-    Only names this module creates are touched, and only of one suffix, as a whole-video output of another suffix may
-    be writing its temp file in the same folder.
-    """
-    pattern = f".{'*' if stem is None else glob.escape(stem)}{_TEMP_TAG}*{suffix}"
-    for p in folder.glob(pattern):
-        p.unlink(missing_ok=True)
 
 
 def completed_frames(folder: str | Path, suffix: str = ".png") -> set[str]:

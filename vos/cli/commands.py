@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import get_args
+
+from ..config import WINDOW_MARGIN, WINDOW_MIN_SIDE, Mode
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -20,11 +23,6 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
 
 
 def add_propagation_args(parser: argparse.ArgumentParser) -> None:
-    from typing import get_args
-
-    from ..session import Mode
-    from ..windows import WindowConfig
-
     g = parser.add_argument_group("propagation")
     g.add_argument("--context", type=int, default=7,
                    help="previous predictions used as prompts besides the annotated frames (default 7: with the "
@@ -34,26 +32,26 @@ def add_propagation_args(parser: argparse.ArgumentParser) -> None:
                         "frames, one pass per object; windows: one pass per object in a window around where it was "
                         "last seen; auto (default): windows for low-resolution models such as the shipped one, "
                         "else joint")
-    g.add_argument("--window-margin", type=float, default=WindowConfig.margin,
+    g.add_argument("--window-margin", type=float, default=WINDOW_MARGIN,
                    help="windows mode: window side / the object's box side (default %(default)s)")
-    g.add_argument("--window-min", type=float, default=WindowConfig.min_side,
+    g.add_argument("--window-min", type=float, default=WINDOW_MIN_SIDE,
                    help="windows mode: smallest window side / the frame's short side (default %(default)s)")
     g.add_argument("--upsample", choices=("nearest", "bilinear"), default="nearest",
                    help="how labels return to the frame size (nearest = official)")
 
 
 def add_tuned_prompt_arg(parser: argparse.ArgumentParser, role: str) -> None:
-    parser.add_argument("--prompt", type=Path, metavar="PT",
+    parser.add_argument("--tuned-prompt", type=Path, metavar="PT",
                         help=f"a tuned prompt ('seggpt-vos tune --out PT'), {role}")
 
 
 def load_tuned_prompt(args: argparse.Namespace):
-    """The ``--prompt`` file, or None."""
-    if args.prompt is None:
+    """The ``--tuned-prompt`` file, or None."""
+    if args.tuned_prompt is None:
         return None
-    from seggpt_core.tuning import TunedPrompt
+    from seggpt_core.tuned_prompt import TunedPrompt
 
-    return TunedPrompt.load(args.prompt)
+    return TunedPrompt.load(args.tuned_prompt)
 
 
 def load_predictor(args: argparse.Namespace):
@@ -93,7 +91,7 @@ def run_segment(args: argparse.Namespace) -> int:
                          "image")
     tuned = load_tuned_prompt(args)
     if not images and tuned is None:
-        raise InputError("no example given; pass --prompt-image IMAGE --prompt-mask MASK, or --prompt PT")
+        raise InputError("no example given; pass --prompt-image IMAGE --prompt-mask MASK, or --tuned-prompt PT")
     # With a tuned prompt, labels are its slots (its object ids in order); without, the mask ids themselves.
     ids = ObjectIds(tuned.label_ids) if tuned is not None else None
     prompts, palette = [], None
@@ -101,7 +99,7 @@ def run_segment(args: argparse.Namespace) -> int:
         labels, pal = load_mask(mask_path)
         palette = palette if palette is not None else pal
         prompts.append(Prompt(read_image(image_path), labels if ids is None else
-                              ids.to_slots(labels, source=f"{mask_path} (ids of --prompt {args.prompt})")))
+                              ids.to_slots(labels, source=f"{mask_path} (ids of --tuned-prompt {args.tuned_prompt})")))
     predictor = load_predictor(args)
     writer = PalettePngWriter(args.output, palette=palette)
     for path in args.input:
@@ -122,13 +120,14 @@ def run_propagate(args: argparse.Namespace) -> int:
     if args.masks is None and tuned is None:
         from seggpt_core.errors import InputError
 
-        raise InputError("no example given; pass the first frame's mask (--masks PNG) or a tuned prompt (--prompt PT)")
+        raise InputError("no example given; pass the first frame's mask (--masks PNG) or a tuned prompt "
+                         "(--tuned-prompt PT)")
     masks = {0: args.masks} if args.masks is not None else {}
     for frame, path in args.mask_at or []:
         masks[int(frame)] = path
     outputs = OutputSpec(masks=args.out, overlay=args.overlay, alpha=args.alpha, rle=args.rle, numpy=args.numpy)
     stats = run_video(load_predictor(args), args.input, masks, outputs, propagation_config(args), name=args.name,
-                      tuned=tuned, tuned_source=str(args.prompt))
+                      tuned=tuned, tuned_source=str(args.tuned_prompt))
     where = [str(p) for p in (args.out and args.out / stats.name, args.overlay, args.alpha, args.rle, args.numpy) if p]
     print(f"{stats.name}: {stats.frames} frames in {stats.seconds:.1f} s ({stats.fps:.2f} frames/s) -> "
           f"{', '.join(where)}")
@@ -154,7 +153,7 @@ def run_dataset(args: argparse.Namespace) -> int:
         args.device = worker.device()
     print(f"rank {worker.rank}/{worker.world_size}: {len(mine)} of {len(tasks)} videos -> {args.out}")
     run_tasks(load_predictor(args), mine, args.out, propagation_config(args), worker=worker,
-              overwrite=args.overwrite, tuned=load_tuned_prompt(args), tuned_source=str(args.prompt))
+              overwrite=args.overwrite, tuned=load_tuned_prompt(args), tuned_source=str(args.tuned_prompt))
     return 0
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from seggpt_core.predictor import SegGPTPredictor
 
+from ..datasets import DavisLayout
 from ..pipeline import OutputSpec, VideoStats, run_video
 from ..session import PropagationConfig
 from ..training.synthetic import SyntheticVideoConfig, write_davis_dataset
@@ -41,8 +42,8 @@ def run_demo(predictor: SegGPTPredictor, out: Path, *, seed: int | None = None,
     data = out / "data"
     name = "demo"
     write_davis_dataset(data, {name: seed}, video, progress=progress)
-    frames = data / "JPEGImages" / "480p" / name
-    first_mask = data / "Annotations" / "480p" / name / "00000.png"
+    layout = DavisLayout(data)
+    frames, first_mask = layout.frames(name), layout.annotations(name) / "00000.png"
     outputs = OutputSpec(masks=out / "masks", overlay=out / "overlay.mp4")
     stats = run_video(predictor, frames, {0: first_mask}, outputs, config, name=name, progress=progress)
     report = evaluate_davis(data, out / "masks", "val", workers=1)

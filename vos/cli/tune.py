@@ -2,8 +2,8 @@
 
 The annotated frames come as explicit ``--images``/``--masks`` pairs or as frame indices of a DAVIS or YouTube-VOS
 sequence. Object ids are those of the masks; the prompt file remembers them, so ``propagate``/``segment``/
-``run-davis --prompt`` paint the same ids. The run is checkpointed next to the output (``<out>.resume``) and continues
-from there with ``--resume``.
+``run-davis --tuned-prompt`` paint the same ids. The run is checkpointed next to the output (``<out>.resume``) and
+continues from there with ``--resume``.
 """
 
 from __future__ import annotations
@@ -24,12 +24,11 @@ def sequence_examples(frames_dir: Path, masks_dir: Path, indices: list[int]) -> 
     """(image, mask) paths of frames ``indices`` (positions in the sequence's naturally sorted frames)."""
     from seggpt_core.errors import InputError
 
-    from ..readers import IMAGE_SUFFIXES, natural_key
+    from ..frame_folders import list_frames
 
     if not frames_dir.is_dir():
         raise InputError(f"{frames_dir}: frame folder does not exist; check the dataset root and --sequence")
-    frames = sorted((p for p in frames_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES),
-                    key=lambda p: natural_key(p.name))
+    frames = list_frames(frames_dir)
     pairs = []
     for i in indices:
         if not 0 <= i < len(frames):
@@ -55,9 +54,10 @@ def annotated_pairs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
     if args.sequence is None or not args.frames:
         raise InputError("--davis-root/--ytvos-root need --sequence NAME and --frames I [I ...]")
     if args.davis_root is not None:
-        root, res = args.davis_root, "480p"
-        return sequence_examples(root / "JPEGImages" / res / args.sequence, root / "Annotations" / res / args.sequence,
-                                 args.frames)
+        from ..datasets import DavisLayout
+
+        davis = DavisLayout(args.davis_root)
+        return sequence_examples(davis.frames(args.sequence), davis.annotations(args.sequence), args.frames)
     root = args.ytvos_root
     return sequence_examples(root / "JPEGImages" / args.sequence, root / "Annotations" / args.sequence, args.frames)
 
@@ -123,7 +123,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "tune", help="in-context tuning: learn a prompt for one video, object or dataset (model frozen)",
         description="Optimise the prompt (image half, optionally mask half) on a few annotated images with SegGPT's "
-                    "training loss, keeping the model frozen. Use the result with --prompt in propagate, segment "
+                    "training loss, keeping the model frozen. Use the result with --tuned-prompt in propagate, segment "
                     "and run-davis.")
     src = p.add_argument_group("annotated images (pairs, or frames of a dataset sequence)")
     src.add_argument("--images", nargs="+", type=Path, metavar="IMAGE", help="annotated images")

@@ -25,8 +25,9 @@ import numpy as np
 from seggpt_core.errors import InputError
 from seggpt_core.training import Pair, squash
 
+from ..datasets import DavisLayout
+from ..frame_folders import list_frames, natural_key
 from ..masks import read_label_png
-from ..readers import IMAGE_SUFFIXES, natural_key
 from .synthetic import SyntheticVideo, SyntheticVideoConfig
 
 #: Synthetic video seeds used for training are below this; seeds >= it are for held-out evaluation.
@@ -142,9 +143,10 @@ def list_annotated_videos(root: str | Path, split: str = "train") -> list[Annota
     ``ImageSets/2017/<split>.txt``) or YouTube-VOS-layout (``JPEGImages/<vid>``, ``Annotations/<vid>``) training set,
     each with the frames that have an annotation PNG; videos with fewer than two such frames are skipped."""
     root = Path(root)
-    if (root / "JPEGImages" / "480p").is_dir():
-        images, annotations = root / "JPEGImages" / "480p", root / "Annotations" / "480p"
-        listing = root / "ImageSets" / "2017" / f"{split}.txt"
+    davis = DavisLayout(root)
+    if davis.frames().is_dir():
+        images, annotations = davis.frames(), davis.annotations()
+        listing = davis.split_file(split)
         names = listing.read_text().split() if listing.is_file() else None
     elif (root / "JPEGImages").is_dir() and (root / "Annotations").is_dir():
         images, annotations, names = root / "JPEGImages", root / "Annotations", None
@@ -156,8 +158,7 @@ def list_annotated_videos(root: str | Path, split: str = "train") -> list[Annota
     videos = []
     for name in names:
         masks = {p.stem: p for p in (annotations / name).glob("*.png")} if (annotations / name).is_dir() else {}
-        frames = sorted((p for p in (images / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
-                         and p.stem in masks), key=lambda p: natural_key(p.name)) if (images / name).is_dir() else []
+        frames = [p for p in list_frames(images / name) if p.stem in masks] if (images / name).is_dir() else []
         if len(frames) >= 2:
             videos.append(AnnotatedVideo(name, tuple(frames), tuple(masks[p.stem] for p in frames)))
     if not videos:

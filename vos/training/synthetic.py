@@ -22,7 +22,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable, Iterator, Literal, Mapping
+from typing import Iterable, Iterator, Literal, Mapping
 
 import cv2
 import numpy as np
@@ -30,10 +30,12 @@ from PIL import Image
 
 from seggpt_core.errors import InputError
 
-from ..masks import davis_palette
-from ..writers import atomic_write
+from seggpt_core.atomic import atomic_write
 
-Frame = tuple[np.ndarray, np.ndarray]
+from ..datasets import DavisLayout
+from ..masks import davis_palette
+
+SyntheticFrame = tuple[np.ndarray, np.ndarray]
 """(image (H, W, 3) uint8 RGB, labels (H, W) uint8 with 0 = background and 1..K = objects)."""
 
 
@@ -411,10 +413,10 @@ class SyntheticVideo:
     def __len__(self) -> int:
         return self.config.num_frames
 
-    def __iter__(self) -> Iterator[Frame]:
+    def __iter__(self) -> Iterator[SyntheticFrame]:
         return (self.frame(t) for t in range(len(self)))
 
-    def frame(self, t: int) -> Frame:
+    def frame(self, t: int) -> SyntheticFrame:
         """Frame t: (image (H, W, 3) uint8 RGB, labels (H, W) uint8)."""
         image, labels, _ = self._render(t, draw_image=True)
         return image, labels
@@ -487,26 +489,15 @@ class SyntheticVideo:
         return image, labels, drawn
 
 
-def generate_video(seed: int, config: SyntheticVideoConfig = SyntheticVideoConfig()) -> Iterator[Frame]:
-    """Stream the frames of synthetic video ``seed`` in order: (image (H, W, 3) uint8 RGB, labels (H, W) uint8)."""
-    return iter(SyntheticVideo(seed, config))
-
-
 # ------------------------------------------------------------------------------------------------------ DAVIS writer
-
-
-def _save(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Write ``path`` atomically, creating its folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, write)
 
 
 def _save_frame(image_path: Path, mask_path: Path, image: np.ndarray, labels: np.ndarray, jpeg_quality: int) -> None:
     _, jpeg = cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
-    _save(image_path, lambda file: file.write(jpeg.tobytes()))
+    atomic_write(image_path, lambda file: file.write(jpeg.tobytes()))
     mask = Image.fromarray(labels, mode="P")
     mask.putpalette(davis_palette().ravel().tolist())
-    _save(mask_path, lambda file: mask.save(file, format="PNG"))
+    atomic_write(mask_path, lambda file: mask.save(file, format="PNG"))
 
 
 def video_name(seed: int) -> str:
@@ -528,6 +519,7 @@ def write_davis_dataset(root: str | os.PathLike, videos: Mapping[str, int] | Ite
     from tqdm import tqdm
 
     root = Path(root)
+    layout = DavisLayout(root)
     named = dict(videos) if isinstance(videos, Mapping) else {video_name(seed): int(seed) for seed in videos}
     manifest_path = root / "synthetic.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
@@ -537,11 +529,11 @@ def write_davis_dataset(root: str | os.PathLike, videos: Mapping[str, int] | Ite
             raise InputError(f"{manifest_path}: sequence {name!r} was written with another seed or config; "
                              "write to a new root or delete that sequence")
         manifest[name] = entry
-    _save(manifest_path, lambda file: file.write(json.dumps(manifest, indent=1).encode()))
+    atomic_write(manifest_path, lambda file: file.write(json.dumps(manifest, indent=1).encode()))
 
     with tqdm(total=len(named) * config.num_frames, unit="frame", disable=not progress) as bar:
         for name, seed in named.items():
-            image_dir, mask_dir = root / "JPEGImages" / "480p" / name, root / "Annotations" / "480p" / name
+            image_dir, mask_dir = layout.frames(name), layout.annotations(name)
             video = SyntheticVideo(seed, config)
             for t in range(len(video)):
                 image_path, mask_path = image_dir / f"{t:05d}.jpg", mask_dir / f"{t:05d}.png"
@@ -549,5 +541,5 @@ def write_davis_dataset(root: str | os.PathLike, videos: Mapping[str, int] | Ite
                     _save_frame(image_path, mask_path, *video.frame(t), jpeg_quality)
                 bar.update()
     split_list = "".join(f"{name}\n" for name in named).encode()
-    _save(root / "ImageSets" / "2017" / f"{split}.txt", lambda file: file.write(split_list))
+    atomic_write(layout.split_file(split), lambda file: file.write(split_list))
     return list(named)
