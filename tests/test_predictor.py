@@ -91,6 +91,7 @@ def test_upsample_nearest_equals_torch_legacy_nearest(size_in, size_out):
     assert torch.equal(upsample_nearest(labels.to(torch.uint8), size_out), ref.to(torch.uint8))
 
 
+@pytest.mark.slow
 def test_compiled_paint_equals_eager():
     """``compile=True`` (torch.compile of the deduplicated path) paints what the eager path paints. Slow: the
     compiler's first call takes minutes on a CPU; cached position/rel-pos tables once broke tracing."""
