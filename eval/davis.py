@@ -12,7 +12,8 @@ from .errors import EvalError
 from .report import GlobalScores, Report
 from .sequence import Protocol, SequenceJob, score_sequences
 
-#: The resolution the official metrics are defined at.
+#: The resolution the official metrics are defined at. (``vos.datasets.DavisLayout`` spells the same layout for the
+#: runtime; ``eval`` keeps its own because it stands alone.)
 RESOLUTION = "480p"
 
 

@@ -115,7 +115,10 @@ def read_result(path: Path, shape: tuple[int, int], object_ids: frozenset[int]) 
 
 def davis_palette() -> np.ndarray:
     """(256, 3) uint8 PASCAL VOC / DAVIS colour map: bits 0/1/2 of an index set the top bit of R/G/B, bits 3/4/5 the
-    next lower bit, and so on (1 = dark red, 2 = dark green, 3 = olive, ...)."""
+    next lower bit, and so on (1 = dark red, 2 = dark green, 3 = olive, ...).
+
+    ``vos.masks.davis_palette`` is the same map: ``eval`` keeps its own because it stands alone (it never imports
+    ``vos`` or ``seggpt_core``, so anyone can score any method's results without torch or the model)."""
     index = np.arange(256)
     palette = np.zeros((256, 3), dtype=np.int64)
     for bit in range(8):

@@ -102,7 +102,10 @@ def csv_names(set_name: str, protocol: Protocol) -> tuple[str, str]:
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` and move it onto ``path`` when the block succeeds, so readers never
-    see half a file and a failed write leaves nothing behind."""
+    see half a file and a failed write leaves nothing behind.
+
+    The rest of the project uses ``seggpt_core.atomic``; ``eval`` keeps this copy because it stands alone (it never
+    imports ``vos`` or ``seggpt_core``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)

@@ -49,6 +49,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from seggpt_core.atomic import atomic_path, atomic_write  # noqa: E402
 from seggpt_core.checkpoint import DEFAULT_MODEL, SHIPPED  # noqa: E402
 from seggpt_core.errors import InputError  # noqa: E402
 from seggpt_core.model import PRESETS, SegGPT  # noqa: E402
@@ -58,7 +59,6 @@ from vos.pipeline import OutputSpec, run_video  # noqa: E402
 from vos.readers import VideoFileSource  # noqa: E402
 from vos.session import PropagationConfig  # noqa: E402
 from vos.training.synthetic import SyntheticVideo, SyntheticVideoConfig  # noqa: E402
-from vos.writers import atomic_write, temp_path  # noqa: E402
 
 SIZE = (480, 854)  # (H, W): DAVIS 480p
 FPS = 24.0
@@ -93,18 +93,14 @@ def make_video(folder: Path, frames: int, seed: int = 0) -> TestVideo:
     mask = Image.fromarray(labels, mode="P")
     mask.putpalette(davis_palette().ravel().tolist())
     atomic_write(video.mask, lambda f: mask.save(f, format="PNG"))
-    tmp = temp_path(video.mp4)
-    encoder = imageio_ffmpeg.write_frames(str(tmp), (SIZE[1], SIZE[0]), fps=FPS, codec="libx264",
-                                          pix_fmt_out="yuv420p", quality=7, macro_block_size=2,
-                                          ffmpeg_log_level="error", output_params=["-preset", "veryfast"])
-    encoder.send(None)
-    try:
+    with atomic_path(video.mp4) as tmp:
+        encoder = imageio_ffmpeg.write_frames(str(tmp), (SIZE[1], SIZE[0]), fps=FPS, codec="libx264",
+                                              pix_fmt_out="yuv420p", quality=7, macro_block_size=2,
+                                              ffmpeg_log_level="error", output_params=["-preset", "veryfast"])
+        encoder.send(None)
         for image, _ in synthetic:
             encoder.send(image)
         encoder.close()
-        os.replace(tmp, video.mp4)
-    finally:
-        tmp.unlink(missing_ok=True)
     print(f"wrote {video.mp4} ({frames} frames)", flush=True)
     return video
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -41,12 +40,14 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from eval.davis import evaluate_davis  # noqa: E402
 from eval.metrics import frame_scores  # noqa: E402
+from seggpt_core.atomic import atomic_write  # noqa: E402
 from seggpt_core.checkpoint import DEFAULT_MODEL  # noqa: E402
 from seggpt_core.predictor import Prompt, SegGPTPredictor  # noqa: E402
 from seggpt_core.transforms import resize_labels  # noqa: E402
+from vos.config import Mode  # noqa: E402
 from vos.datasets import VideoTask, list_davis  # noqa: E402
 from vos.runner import run_tasks  # noqa: E402
-from vos.session import Mode, PropagationConfig, VideoSession  # noqa: E402
+from vos.session import PropagationConfig, VideoSession  # noqa: E402
 from vos.training.synthetic import SyntheticVideo, SyntheticVideoConfig, write_davis_dataset  # noqa: E402
 from vos.training.samplers import TRAIN_SEED_LIMIT  # noqa: E402
 from vos.windows import WindowConfig  # noqa: E402
@@ -58,12 +59,8 @@ def repeat_first_mask(tasks: list[VideoTask], out: Path) -> None:
     """The trivial baseline: each sequence's first annotation copied to every frame name."""
     for task in tasks:
         first = task.masks[task.first_frame].read_bytes()
-        folder = out / task.name
-        folder.mkdir(parents=True, exist_ok=True)
         for name in task.frame_names:
-            tmp = folder / f".{name}.png.tmp"
-            tmp.write_bytes(first)
-            os.replace(tmp, folder / f"{name}.png")
+            atomic_write(out / task.name / f"{name}.png", lambda f: f.write(first))
 
 
 def pixel_agreement(a: Path, b: Path) -> tuple[int, int]:
@@ -217,9 +214,8 @@ def main(argv: list[str] | None = None) -> int:
 
     results["one_step_j"] = one_step_j(fp32, seeds, video)
 
-    tmp = args.out / "bench_small_model.json.tmp"
-    tmp.write_text(json.dumps(results, indent=1) + "\n")
-    os.replace(tmp, args.out / "bench_small_model.json")
+    text = json.dumps(results, indent=1) + "\n"
+    atomic_write(args.out / "bench_small_model.json", lambda f: f.write(text.encode()))
 
     def pct(x: float) -> str:
         return f"{x * 100:.1f}"

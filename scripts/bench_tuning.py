@@ -32,10 +32,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from eval.davis import evaluate_davis  # noqa: E402
 from eval.report import Report  # noqa: E402
+from seggpt_core.atomic import atomic_write  # noqa: E402
 from seggpt_core.checkpoint import DEFAULT_MODEL  # noqa: E402
 from seggpt_core.predictor import SegGPTPredictor  # noqa: E402
-from seggpt_core.tuning import TunedPrompt, TuningConfig, tune_prompt  # noqa: E402
-from vos.datasets import list_davis  # noqa: E402
+from seggpt_core.tuned_prompt import TunedPrompt  # noqa: E402
+from seggpt_core.tuning import TuningConfig, tune_prompt  # noqa: E402
+from vos.datasets import DavisLayout, list_davis  # noqa: E402
 from vos.pipeline import OutputSpec, run_video  # noqa: E402
 from vos.runner import prompt_masks  # noqa: E402
 from vos.session import PropagationConfig  # noqa: E402
@@ -93,7 +95,7 @@ def run_set(predictor: SegGPTPredictor, name: str, root: Path, out: Path, args: 
     for task in tasks:
         frames = tune_frames(len(task.frame_names), args.tune_frames)
         skip[task.name] = {task.frame_names[i] for i in frames}
-        pairs = sequence_examples(task.frames_dir, root / "Annotations" / "480p" / task.name, frames)
+        pairs = sequence_examples(task.frames_dir, DavisLayout(root).annotations(task.name), frames)
         examples, objects = load_examples(pairs)
         start = time.perf_counter()
         prompts[task.name] = tune_prompt(predictor, examples, config, label_ids=objects.ids, progress=False)
@@ -184,10 +186,8 @@ def main() -> int:
         results["sets"][title] = run_set(predictor, key, root, args.out, args)
     for title in results["sets"]:
         print_tables(title, results["sets"][title])
-    args.out.mkdir(parents=True, exist_ok=True)
-    tmp = args.out / "results.json.tmp"
-    tmp.write_text(json.dumps(results, indent=1) + "\n")
-    tmp.replace(args.out / "results.json")
+    text = json.dumps(results, indent=1) + "\n"
+    atomic_write(args.out / "results.json", lambda f: f.write(text.encode()))
     print(f"\nresults -> {args.out / 'results.json'}")
     return 0
 

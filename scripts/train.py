@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import torch
 
+    from seggpt_core.atomic import atomic_write
     from seggpt_core.model import PRESETS, SegGPT
     from seggpt_core.predictor import default_dtype
     from seggpt_core.training import Trainer, TrainConfig, init_for_training
@@ -108,9 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     log = [json.loads(line) for line in trainer.log_path.read_text().splitlines()]
     if log:
         summary["final_logged_loss"] = log[-1]["loss"]
-    tmp = args.out / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=1) + "\n")
-    tmp.replace(args.out / "summary.json")
+    text = json.dumps(summary, indent=1) + "\n"
+    atomic_write(args.out / "summary.json", lambda f: f.write(text.encode()))
     if trainer.step >= cfg.steps and args.export:
         model.save_pretrained(args.export)
         print(f"train: exported {args.export}")
