@@ -1,5 +1,13 @@
 """Benchmark: ``eval/`` vs vos-benchmark (single process) on the davis-mini sets, same results, same machine, one run.
 
+Two comparisons, interleaved round by round so that load changes hit all alike:
+
+1. Whole commands on davis-mini + OSVOS: ``seggpt-vos eval`` (a fresh process: interpreter start, imports, scoring,
+   CSVs; 1 worker and all cores) against vos-benchmark's ``VideoEvaluator`` over every video in one fresh process.
+   This is what a user waits for; every J-Mean and F-Mean in our CSV must equal vos-benchmark's, rounded as the CSV
+   rounds them (3 decimals).
+2. The scorers inside one process (below), where the numbers must be identical floats.
+
 For each set, both evaluators score identical result folders (copied to a temporary directory, since ``eval/`` writes
 its CSVs beside the results); per-object J-Mean and F-Mean must be identical, then best-of-N times are compared.
 vos-benchmark runs single-process (its ``VideoEvaluator`` over every video in this process, which is what its
@@ -11,14 +19,19 @@ it ships none.
 
     python scripts/bench_eval.py [--data ../shared/data] [--repeat 3] [--workers N] [--zlib]
 
+``--zlib`` applies to the in-process comparison only.
+
 ``--zlib`` measures the fallback PNG inflater used where the system has no libdeflate.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -28,10 +41,11 @@ import cv2
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
 from eval import inflate  # noqa: E402
-from eval.davis import evaluate_davis  # noqa: E402
+from eval.davis import RESOLUTION, evaluate_davis  # noqa: E402
 from eval.masks import encode_labels_png  # noqa: E402
 from eval.report import write_csvs  # noqa: E402
 
@@ -39,7 +53,7 @@ from eval.report import write_csvs  # noqa: E402
 def perturbed_results(gt_root: Path, out: Path) -> Path:
     """Deterministic imperfect predictions for every frame of every sequence of ``gt_root``."""
     rng = np.random.default_rng(0)
-    for seq_dir in sorted((gt_root / "Annotations" / "480p").iterdir()):
+    for seq_dir in sorted((gt_root / "Annotations" / RESOLUTION).iterdir()):
         for t, path in enumerate(sorted(seq_dir.glob("*.png"))):
             labels = np.array(Image.open(path))
             kind = t % 4
@@ -71,7 +85,7 @@ def time_vos_benchmark(davis_root: Path, results: Path):
     from vos_benchmark.benchmark import VideoEvaluator
 
     wall, cpu = time.perf_counter(), time.process_time()
-    gt_root = davis_root / "Annotations" / "480p"
+    gt_root = davis_root / "Annotations" / RESOLUTION
     evaluate = VideoEvaluator(str(gt_root), str(results))
     per_object = {name: (iou, bf) for name, iou, bf in map(evaluate, sorted(p.name for p in gt_root.iterdir()))}
     return time.perf_counter() - wall, time.process_time() - cpu, per_object
@@ -85,6 +99,66 @@ def check_identical(report, vos_objects) -> None:
         diff = {key: (ours.get(key), theirs.get(key)) for key in ours.keys() | theirs.keys()
                 if ours.get(key) != theirs.get(key)}
         raise SystemExit(f"numbers differ: {diff}")
+
+
+#: vos-benchmark as one process: its per-video evaluator over every video (what ``benchmark(num_processes=1)`` runs in
+#: its single worker, minus the pool), per-object J and F (x100) printed as JSON.
+VOS_BENCHMARK_COMMAND = """
+import json, os, sys
+from vos_benchmark.benchmark import VideoEvaluator
+gt_root, results = sys.argv[1], sys.argv[2]
+videos = sorted(v for v in os.listdir(gt_root) if os.path.isdir(os.path.join(gt_root, v)))
+print(json.dumps({name: [iou, bf] for name, iou, bf in map(VideoEvaluator(gt_root, results), videos)}))
+"""
+
+
+def run_command(argv: list[str]) -> tuple[float, str]:
+    """Wall time of a whole command in a fresh process (this checkout first on the path), and its stdout."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    start = time.perf_counter()
+    done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if done.returncode:
+        raise SystemExit(f"{' '.join(argv[:4])} ... failed:\n{done.stderr}")
+    return wall, done.stdout
+
+
+def time_eval_command(davis_root: Path, results: Path, workers: int) -> tuple[float, dict]:
+    """``seggpt-vos eval`` as a user runs it; returns its wall time and its per-object CSV rows."""
+    wall, _ = run_command([sys.executable, "-m", "vos.cli", "eval", "--davis-root", str(davis_root), "--results",
+                           str(results), "--workers", str(workers)])
+    with open(results / "per-sequence_results-val.csv", newline="") as f:
+        rows = {row["Sequence"]: (row["J-Mean"], row["F-Mean"]) for row in csv.DictReader(f)}
+    return wall, rows
+
+
+def time_vos_benchmark_command(davis_root: Path, results: Path) -> tuple[float, dict]:
+    wall, out = run_command([sys.executable, "-c", VOS_BENCHMARK_COMMAND, str(davis_root / "Annotations" / RESOLUTION),
+                             str(results)])
+    per_video = json.loads(out)
+    rows = {f"{seq}_{k}": ("%.3f" % (iou[k] / 100), "%.3f" % (bf[k] / 100))
+            for seq, (iou, bf) in per_video.items() for k in iou}
+    return wall, rows
+
+
+def bench_commands(davis_root: Path, source: Path, tmp: Path, repeat: int, workers: int) -> None:
+    """Table 1: whole commands, best of ``repeat`` interleaved rounds, numbers checked every round."""
+    results = tmp / "commands"
+    shutil.copytree(source, results, ignore=shutil.ignore_patterns("*.json", "*.csv"))
+    runs = ("vos-benchmark, 1 process", "seggpt-vos eval, 1 worker", f"seggpt-vos eval, {workers} workers")
+    best = {run: float("inf") for run in runs}
+    for _ in range(repeat):
+        theirs = time_vos_benchmark_command(davis_root, results)
+        ours = [time_eval_command(davis_root, results, 1), time_eval_command(davis_root, results, workers)]
+        for run, (wall, rows) in zip(runs, [theirs, *ours]):
+            if rows != theirs[1]:
+                raise SystemExit(f"{run}: numbers differ from vos-benchmark: "
+                                 f"{ {k: (rows.get(k), theirs[1].get(k)) for k in rows.keys() | theirs[1].keys()} }")
+            best[run] = min(best[run], wall)
+    print(f"\nwhole commands, davis-mini + OSVOS: {len(theirs[1])} objects, every J-Mean and F-Mean identical "
+          f"(3 decimals, as the CSV writes them)")
+    for run in runs:
+        print(f"  {run:28s} wall {best[run]:7.3f} s ({best[runs[0]] / best[run]:5.2f}x)")
 
 
 def main() -> None:
@@ -102,6 +176,8 @@ def main() -> None:
           f"{os.getloadavg()[0]:.2f}, PNG inflater: {inflater}")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        bench_commands(args.data / "davis-mini", args.data / "davis-mini-osvos", tmp, args.repeat, workers)
+        print("\nscorers inside one process:")
         sets = {"davis-mini + OSVOS": (args.data / "davis-mini", args.data / "davis-mini-osvos"),
                 "davis-mini-multi + perturbed": (args.data / "davis-mini-multi",
                                                  perturbed_results(args.data / "davis-mini-multi", tmp / "multi-src"))}
@@ -137,6 +213,7 @@ def _print_rows(times: dict[str, list[float]], runs: tuple[str, ...], workers: i
         if run != runs[2] or workers == 1:  # a pool's CPU time is in its workers, not here
             line += f"   cpu {cpu:7.3f} s ({reference_cpu / cpu:5.2f}x)"
         print(line)
+
 
 if __name__ == "__main__":
     main()

@@ -3,11 +3,12 @@
 Exports load lazily (PEP 562) so that light users such as the CLI's error handling import no torch.
 """
 
-from importlib import import_module
+from .lazy import lazy_exports
 
 _EXPORTS = {
     "SegGPT": "model", "SegGPTConfig": "model", "PRESETS": "model",
     "SegGPTPredictor": "predictor", "Prompt": "predictor",
+    "TunedPrompt": "tuned_prompt",
     "InputError": "errors",
     "label_colours": "colours",
     "DEFAULT_MODEL": "checkpoint",
@@ -15,8 +16,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -13,7 +13,7 @@ Public API (imported lazily, PEP 562, so that the command line starts without to
     list_davis(root) / list_youtube_vos(split) -> [VideoTask]; run_tasks(predictor, tasks, out, config)
 """
 
-from importlib import import_module
+from seggpt_core.lazy import lazy_exports
 
 _EXPORTS = {
     "VideoSession": "session", "PropagationConfig": "session", "Prediction": "session",
@@ -27,8 +27,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)
