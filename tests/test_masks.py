@@ -200,7 +200,7 @@ def test_ids_with_gaps_and_late_objects():
     np.testing.assert_array_equal(ids.to_ids(slots), [[0, 3, 7], [200, 5, 5]])
     for labels in (first, later):
         np.testing.assert_array_equal(ids.to_ids(ids.to_slots(labels)), labels)
-    np.testing.assert_array_equal(ids.palette(), label_colours(4))
+    np.testing.assert_array_equal(ids.label_colours(), label_colours(4))
     assert 200 in ids and 9 not in ids and len(ids) == 4
 
 
@@ -214,7 +214,7 @@ def test_unknown_ids_and_out_of_range_slots_are_errors():
 
 def test_too_many_objects():
     ids = ObjectIds(range(1, 4), max_objects=4)
-    with pytest.raises(InputError, match="m.png: 5 objects are more than the palette separates"):
+    with pytest.raises(InputError, match="m.png: 5 objects are more than the label colours separate"):
         ids.add([10, 11], source="m.png")
     assert ids.ids == (1, 2, 3)  # nothing half-added
     full = ObjectIds(range(1, MAX_LABELS + 1))

@@ -163,13 +163,13 @@ class ObjectIds:
         return object_id in self._ids
 
     def add(self, ids: Iterable[int], *, source: str = "mask") -> list[int]:
-        """Give slots to the ids not seen before; returns those new ids. Raises when the palette would run out."""
+        """Give slots to the ids not seen before; returns those new ids. Raises when the label colours would run out."""
         new = [int(i) for i in sorted(set(ids)) if int(i) not in self._ids]
         for object_id in new:
             if not 1 <= object_id <= 255:
                 raise InputError(f"{source}: object id {object_id} is outside 1..255; renumber the objects")
         if len(self._ids) + len(new) > self.max_objects:
-            raise InputError(f"{source}: {len(self._ids) + len(new)} objects are more than the palette separates "
+            raise InputError(f"{source}: {len(self._ids) + len(new)} objects are more than the label colours separate "
                              f"({self.max_objects}); track fewer objects at once or use the per-object mode")
         for object_id in new:
             self._ids.append(object_id)
@@ -203,6 +203,6 @@ class ObjectIds:
             raise ValueError(f"slot {int(slots.max())} is beyond the {len(self._ids)} tracked objects")
         return table[slots]
 
-    def palette(self) -> np.ndarray:
+    def label_colours(self) -> np.ndarray:
         """Model colours of slots 0..K, (K + 1, 3) uint8 (``label_colours(K)``)."""
         return label_colours(len(self._ids))

@@ -216,7 +216,7 @@ class VideoSession:
         size = rgb.shape[:2]
         if not len(bank) or not len(self.objects):
             return None, torch.zeros(size, dtype=torch.uint8, device=image.device)
-        palette = self.objects.palette()
+        palette = self.objects.label_colours()
         if self.mode == "windows":
             full = self._window_scores(bank, image, rgb, previous, len(palette) - 1, windows).argmax(0).to(torch.uint8)
             return torch.from_numpy(resize_labels(full.cpu().numpy(), self.predictor.half_size)), full
