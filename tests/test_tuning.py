@@ -13,7 +13,8 @@ from PIL import Image
 from seggpt_core.errors import InputError
 from seggpt_core.model import PRESETS, SegGPT
 from seggpt_core.predictor import Prompt, SegGPTPredictor
-from seggpt_core.tuning import TunedPrompt, TuningConfig, TuningSet, tune_prompt, tuning_loss
+from seggpt_core.tuned_prompt import TunedPrompt
+from seggpt_core.tuning import TuningConfig, TuningSet, tune_prompt, tuning_loss
 from vos.cli import main
 from vos.session import PropagationConfig, VideoSession
 
@@ -198,3 +199,16 @@ def test_cli_bad_input_is_one_line_and_exit_2(dog, tiny_checkpoint, tmp_path, ca
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("seggpt-vos ") and "error:" in err and "\n" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", [["propagate", "frames"], ["segment", "--input", "a.jpg", "--output", "o"],
+                                     ["run-davis", "--root", "d", "--out", "o"]])
+def test_tuned_prompts_have_their_own_flag(command, capsys):
+    """``--prompt`` is gone: a tuned-prompt file is ``--tuned-prompt``, an example image is ``--prompt-image``."""
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--prompt", "p.pt"])
+    assert exit_info.value.code == 2
+    assert "--prompt" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main([command[0], "--help"])
+    assert exit_info.value.code == 0 and "--tuned-prompt PT" in capsys.readouterr().out
