@@ -121,12 +121,10 @@ def test_run_davis_under_torchrun_two_cpu_processes(small_davis, tiny_checkpoint
             np.testing.assert_array_equal(got[name], want[name])
 
 
-def test_run_ytvos_writes_meta_frames_and_merges_late_objects(tiny_checkpoint, tmp_path, shared_data):
+def test_run_ytvos_writes_meta_frames_and_merges_late_objects(tiny_checkpoint, tmp_path, youtube_vos):
     import zipfile
 
-    from tests.test_datasets import make_youtube_vos
-
-    split = make_youtube_vos(tmp_path / "yt")
+    split = youtube_vos(tmp_path / "yt")
     out = tmp_path / "results"
     assert main(["run-ytvos", "--root", str(split), "--out", str(out), "--model", str(tiny_checkpoint),
                  "--frames-root", str(tmp_path / "yt/all_frames/JPEGImages"), "--context", "2"]) == 0

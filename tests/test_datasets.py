@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,12 +11,7 @@ from PIL import Image
 
 from seggpt_core.errors import InputError
 from vos.datasets import VideoTask, list_davis, list_youtube_vos, parse_shard, shard
-from vos.masks import davis_palette, read_label_png
-
-
-@pytest.fixture(scope="module")
-def late(shared_data) -> Path:
-    return shared_data / "davis-edge-lateobj"
+from vos.masks import read_label_png
 
 
 def test_davis_first_frame_prompts(shared_data):
@@ -32,7 +26,8 @@ def test_davis_first_frame_prompts(shared_data):
     assert [t.new_objects for t in multi] == [{"00000": (1, 2, 3)}, {"00000": (1, 2)}]
 
 
-def test_davis_protocol_ignores_late_objects_unless_asked(late):
+def test_davis_protocol_ignores_late_objects_unless_asked(shared_data):
+    late = shared_data / "davis-edge-lateobj"
     (task,) = list_davis(late)
     assert task.new_objects == {"00000": (1,)}
     (task,) = list_davis(late, late_objects=True)
@@ -56,37 +51,8 @@ def test_davis_errors(shared_data, tmp_path):
         list_davis(root)
 
 
-def make_youtube_vos(late: Path, root: Path, *, with_meta: bool = True) -> Path:
-    """A YouTube-VOS ``valid`` split from dog-lateobj: every 5th frame, PNGs only where an object first appears.
-
-    The later PNG holds only the new object, as in YouTube-VOS; ``all_frames`` has every frame.
-    """
-    src_frames = late / "JPEGImages" / "480p" / "dog-lateobj"
-    src_masks = late / "Annotations" / "480p" / "dog-lateobj"
-    split = root / "valid"
-    (split / "JPEGImages" / "vid1").mkdir(parents=True)
-    (split / "Annotations" / "vid1").mkdir(parents=True)
-    (root / "all_frames" / "JPEGImages" / "vid1").mkdir(parents=True)
-    for i in range(0, 30):
-        shutil.copy(src_frames / f"{i:05d}.jpg", root / "all_frames" / "JPEGImages" / "vid1" / f"{i:05d}.jpg")
-        if i % 5 == 0:
-            shutil.copy(src_frames / f"{i:05d}.jpg", split / "JPEGImages" / "vid1" / f"{i:05d}.jpg")
-    first, _ = read_label_png(src_masks / "00000.png")
-    late, _ = read_label_png(src_masks / "00020.png")
-    for name, labels in (("00000", np.where(first == 1, 1, 0)), ("00020", np.where(late == 2, 2, 0))):
-        image = Image.fromarray(labels.astype(np.uint8))
-        image.putpalette(davis_palette().ravel().tolist())
-        image.save(split / "Annotations" / "vid1" / f"{name}.png")
-    if with_meta:
-        frames = [f"{i:05d}" for i in range(0, 30, 5)]
-        meta = {"videos": {"vid1": {"objects": {"1": {"category": "dog", "frames": frames},
-                                                "2": {"category": "camel", "frames": frames[4:]}}}}}
-        (split / "meta.json").write_text(json.dumps(meta))
-    return split
-
-
-def test_youtube_vos_listing(late, tmp_path):
-    split = make_youtube_vos(late, tmp_path)
+def test_youtube_vos_listing(youtube_vos, tmp_path):
+    split = youtube_vos(tmp_path)
     (task,) = list_youtube_vos(split)
     assert isinstance(task, VideoTask) and task.name == "vid1"
     assert task.frames_dir == split / "JPEGImages" / "vid1"
@@ -96,21 +62,21 @@ def test_youtube_vos_listing(late, tmp_path):
     assert task.output_frames == frozenset(task.frame_names)
 
 
-def test_youtube_vos_all_frames_writes_only_meta_frames(late, tmp_path):
-    split = make_youtube_vos(late, tmp_path)
+def test_youtube_vos_all_frames_writes_only_meta_frames(youtube_vos, tmp_path):
+    split = youtube_vos(tmp_path)
     (task,) = list_youtube_vos(split, frames_root=tmp_path / "all_frames" / "JPEGImages")
     assert len(task.frame_names) == 30
     assert task.output_frames == frozenset(f"{i:05d}" for i in range(0, 30, 5))
 
 
-def test_youtube_vos_without_meta_writes_split_frames(late, tmp_path):
-    split = make_youtube_vos(late, tmp_path, with_meta=False)
+def test_youtube_vos_without_meta_writes_split_frames(youtube_vos, tmp_path):
+    split = youtube_vos(tmp_path, with_meta=False)
     (task,) = list_youtube_vos(split, frames_root=tmp_path / "all_frames" / "JPEGImages")
     assert task.output_frames == frozenset(f"{i:05d}" for i in range(0, 30, 5))
 
 
-def test_youtube_vos_later_png_repeating_an_object_only_adds_the_new_one(late, tmp_path):
-    split = make_youtube_vos(late, tmp_path)
+def test_youtube_vos_later_png_repeating_an_object_only_adds_the_new_one(youtube_vos, tmp_path):
+    split = youtube_vos(tmp_path)
     png = split / "Annotations" / "vid1" / "00020.png"
     labels, palette = read_label_png(png)
     labels[:40, :40] = 1  # the annotator also drew object 1 here
@@ -121,10 +87,10 @@ def test_youtube_vos_later_png_repeating_an_object_only_adds_the_new_one(late, t
     assert task.new_objects == {"00000": (1,), "00020": (2,)}
 
 
-def test_youtube_vos_errors(late, tmp_path):
+def test_youtube_vos_errors(youtube_vos, tmp_path):
     with pytest.raises(InputError, match="Annotations folder not found"):
         list_youtube_vos(tmp_path)
-    split = make_youtube_vos(late, tmp_path)
+    split = youtube_vos(tmp_path)
     shutil.copy(split / "Annotations" / "vid1" / "00020.png", split / "Annotations" / "vid1" / "00099.png")
     with pytest.raises(InputError, match=r"00099.png: annotation for frame '00099' but video vid1 has no such frame"):
         list_youtube_vos(split)
@@ -137,8 +103,8 @@ def test_youtube_vos_errors(late, tmp_path):
         list_youtube_vos(split)
 
 
-def test_empty_first_annotation(late, tmp_path):
-    split = make_youtube_vos(late, tmp_path)
+def test_empty_first_annotation(youtube_vos, tmp_path):
+    split = youtube_vos(tmp_path)
     for png in (split / "Annotations" / "vid1").iterdir():
         Image.fromarray(np.zeros((480, 854), np.uint8)).save(png)
     with pytest.raises(InputError, match="00000.png: the first annotation has no object"):

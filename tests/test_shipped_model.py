@@ -44,6 +44,7 @@ def test_shipped_model_is_the_default_and_loads_with_its_preset(predictor):
     assert (SHIPPED[DEFAULT_MODEL] / "model.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_demo_tracks_far_better_than_repeating_the_first_mask(predictor, tmp_path):
     """The demo's default (object windows, chosen by "auto" for this 64x64 model) against the ground truth, the
     trivial baseline and the paper's whole-frame mode on the same video."""
@@ -56,6 +57,7 @@ def test_demo_tracks_far_better_than_repeating_the_first_mask(predictor, tmp_pat
     assert result.jf > joint.jf + 0.15 and joint.jf > baseline + 0.15, (result.jf, joint.jf, baseline)
 
 
+@pytest.mark.slow
 def test_beats_repeating_the_first_mask_on_real_davis(predictor, davis_subset, tmp_path):
     root = davis_subset("davis-mini", {"dog": 40, "parkour": 40})
     from vos.datasets import list_davis
