@@ -23,14 +23,21 @@ COMMAND_MODULES = (
 
 class Parser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose unknown options are reported by the subcommand that got them (its usage, exit 2),
-    with the nearest option it has (``--ouput``: did you mean ``--output``?). Subparsers inherit the class."""
+    and whose errors name the nearest option to a mistyped one (did you mean ``--output`` instead of ``--ouput``?),
+    also when the typo makes a required option look missing. Subparsers inherit the class."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._given = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
 
     def parse_args(self, args=None, namespace=None):
         namespace, unknown = self.parse_known_args(args, namespace)
         if unknown:
-            parser = self._subcommand_parser(namespace)
-            parser.error(f"unrecognized arguments: {' '.join(unknown)}{parser.suggestion(unknown)}")
+            self._subcommand_parser(namespace).error(f"unrecognized arguments: {' '.join(unknown)}")
         return namespace
+
+    def error(self, message: str):
+        super().error(message + self._suggestion())
 
     def _subcommand_parser(self, namespace: argparse.Namespace) -> Parser:
         for action in self._actions:
@@ -40,14 +47,16 @@ class Parser(argparse.ArgumentParser):
                     return chosen._subcommand_parser(namespace)
         return self
 
-    def suggestion(self, unknown: list[str]) -> str:
-        """`` (did you mean --output?)`` for the first unknown option with a close match, else ''."""
+    def _suggestion(self) -> str:
+        """``; did you mean --output instead of --ouput?`` for the first given option this parser lacks and has a near
+        miss of, else ''."""
         options = {option.lstrip("-"): option for option in self._option_string_actions}
-        for arg in unknown:
-            if arg.startswith("-"):
-                close = difflib.get_close_matches(arg.split("=", 1)[0].lstrip("-"), list(options), n=1)
+        for arg in getattr(self, "_given", []):
+            name = arg.split("=", 1)[0].lstrip("-")
+            if arg.startswith("--") and not any(option.startswith(name) for option in options):
+                close = difflib.get_close_matches(name, list(options), n=1)
                 if close:
-                    return f" (did you mean {options[close[0]]}?)"
+                    return f"; did you mean {options[close[0]]} instead of {arg.split('=', 1)[0]}?"
         return ""
 
 
