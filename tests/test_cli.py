@@ -180,13 +180,14 @@ def test_outline_overlay_leaves_the_inside_of_objects_untinted(shared_data, tiny
 
     root = copy_davis_subset(shared_data / "davis-mini", tmp_path / "d", {"dog": 2})
     monkeypatch.chdir(tmp_path)
-    assert main(["propagate", str(root / "JPEGImages/480p/dog"), "--masks", str(root / "Annotations/480p/dog/00000.png"),
+    mask_png = root / "Annotations/480p/dog/00000.png"
+    assert main(["propagate", str(root / "JPEGImages/480p/dog"), "--masks", str(mask_png),
                  "--overlay", "o.mp4", "--overlay-style", "outline", "--model", str(tiny_checkpoint),
                  "--context", "1"]) == 0
     assert not (tmp_path / "seggpt-vos-out").exists()
     video = decord.VideoReader(str(tmp_path / "o.mp4")).get_batch([0]).asnumpy()[0].astype(int)
     frame = read_image(root / "JPEGImages/480p/dog/00000.jpg").astype(int)
-    mask = np.array(Image.open(root / "Annotations/480p/dog/00000.png")) == 1
+    mask = np.array(Image.open(mask_png)) == 1
     inside = cv2.erode(mask.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
     band = mask & ~cv2.erode(mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
     assert np.abs(video[inside] - frame[inside]).mean() < 4
