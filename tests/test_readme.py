@@ -69,7 +69,8 @@ def readme_blocks(text: str) -> list[Block]:
     return blocks
 
 
-BLOCKS = readme_blocks(README.read_text())
+README_TEXT = README.read_text()  #: read once, so every test sees the same text
+BLOCKS = readme_blocks(README_TEXT)
 #: Shell variables README blocks may use for data, and how to make each (a pytest fixture name).
 PLACEHOLDERS = {"DAVIS": "davis_root"}
 
@@ -81,7 +82,7 @@ def test_readme_has_runnable_blocks_and_few_justified_skips():
     for b in skipped:
         assert len(b.skip) >= 10, f"{b.where}: say why it cannot run, in the marker's parentheses"
     marked = {b.line for b in skipped}
-    lines = README.read_text().splitlines()
+    lines = README_TEXT.splitlines()
     for number, line in enumerate(lines, 1):
         if "readme-test" in line:
             following = next((n for n in range(number + 1, len(lines) + 1) if lines[n - 1].strip()), None)
