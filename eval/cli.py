@@ -38,6 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "(recomputed every run).")
     davis.add_argument("--davis-root", required=True, type=Path, help="folder holding ImageSets/ and Annotations/")
     davis.add_argument("--set", default="val", dest="set_name", help="ImageSets/2017/<set>.txt (default: val)")
+    davis.add_argument("--sequences", nargs="+", metavar="NAME", default=None,
+                       help="score only these sequences (Annotations/480p/NAME); no ImageSets file is needed, --set "
+                            "then only names the CSVs")
     davis.add_argument("--protocol", default="davis-exact", choices=["davis-exact", "sparse"],
                        help="davis-exact: the official protocol (default); sparse: late objects, reference frames "
                             "excluded, last frame included")
@@ -76,7 +79,7 @@ def run_davis(args: argparse.Namespace) -> int:
     if Path(csv_dir).is_dir():
         remove_stale_csvs(csv_dir, args.set_name, protocol)
     report = evaluate_davis(args.davis_root, args.results, args.set_name, protocol=protocol, workers=args.workers,
-                            davis_compat=args.davis_compat_decay)
+                            davis_compat=args.davis_compat_decay, sequences=args.sequences)
     _finish(report, csv_dir)
     return 0
 

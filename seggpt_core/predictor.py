@@ -50,12 +50,29 @@ def _cpu_has_fast_bf16() -> bool:
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
+def check_array(value: object, what: str) -> None:
+    """Refuse a file path (or anything else that is not an array) where an array is needed, in one line."""
+    if isinstance(value, np.ndarray):
+        return
+    if isinstance(value, (str, Path)):
+        raise InputError(f"{what} is the path {str(value)!r}, but arrays are needed here; read the file first "
+                         "(vos.readers.read_image for an image, vos.masks.load_mask for a mask PNG)")
+    raise InputError(f"{what} is a {type(value).__name__}; give a numpy array")
+
+
 @dataclass(frozen=True)
 class Prompt:
-    """One in-context example: an image and its label map (0 = background, 1..K = the labels to segment)."""
+    """One in-context example: an image and its label map (0 = background, 1..K = the labels to segment).
+
+    Arrays only: a file path is refused with an ``InputError`` saying how to read it.
+    """
 
     image: np.ndarray  #: (H, W, 3) uint8 RGB
     labels: np.ndarray  #: (H, W) integer ids
+
+    def __post_init__(self) -> None:
+        check_array(self.image, "Prompt image")
+        check_array(self.labels, "Prompt labels")
 
 
 class SegGPTPredictor:
@@ -123,6 +140,8 @@ class SegGPTPredictor:
         """
         if not prompts and not tuned:
             raise InputError("at least one prompt (image + mask, or a tuned prompt) is needed")
+        for i, q in enumerate(queries):
+            check_array(q, f"query {i}")
         for i, p in enumerate(prompts):
             if p.image.shape[:2] != p.labels.shape[:2]:
                 raise InputError(f"prompt {i}: mask size {p.labels.shape[:2]} differs from its image size "

@@ -137,3 +137,55 @@ def test_run_ytvos_writes_meta_frames_and_merges_late_objects(tiny_checkpoint, t
                  "--zip", str(tmp_path / "submission.zip")]) == 0
     with zipfile.ZipFile(tmp_path / "submission.zip") as z:
         assert sorted(z.namelist()) == [f"Annotations/vid1/{i:05d}.png" for i in range(0, 30, 5)]
+
+
+@pytest.mark.parametrize("argv, near", [(["propagate", "v.mp4", "--ouput", "x"], "--out"),
+                                        (["segment", "--input", "a.jpg", "--ouput", "x"], "--output"),
+                                        (["eval", "--davis-root", "d", "--results", "r", "--sequnces", "a"],
+                                         "--sequences")])
+def test_unknown_flag_shows_the_subcommands_usage_and_the_near_miss(argv, near, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: seggpt-vos {argv[0]} ")
+    assert err.strip().splitlines()[-1].startswith(f"seggpt-vos {argv[0]}: error: ")
+    assert err.strip().endswith(f"; did you mean {near} instead of {argv[-2]}?")
+
+
+def test_propagate_without_an_output_flag_writes_masks_to_the_default_folder(shared_data, tiny_checkpoint, tmp_path,
+                                                                              monkeypatch, capsys):
+    root = copy_davis_subset(shared_data / "davis-mini", tmp_path / "d", {"dog": 3})
+    monkeypatch.chdir(tmp_path)
+    rc = main(["propagate", str(root / "JPEGImages/480p/dog"), "--masks", str(root / "Annotations/480p/dog/00000.png"),
+               "--model", str(tiny_checkpoint), "--context", "1"])
+    assert rc == 0
+    assert list(pngs(tmp_path / "seggpt-vos-out/dog")) == ["00000", "00001", "00002"]
+    out = capsys.readouterr().out
+    assert "no output flag given: writing masks to seggpt-vos-out/" in out
+    assert out.strip().endswith(str(Path("seggpt-vos-out") / "dog"))
+
+
+def test_outline_overlay_leaves_the_inside_of_objects_untinted(shared_data, tiny_checkpoint, tmp_path, monkeypatch):
+    """--overlay-style outline, decoded with decord: frame 0 (the given mask, written as given) shows the frame inside
+    the object and a red band on its edge; no masks are written when only an overlay is asked for."""
+    import cv2
+    import decord
+
+    from vos.readers import read_image
+
+    root = copy_davis_subset(shared_data / "davis-mini", tmp_path / "d", {"dog": 2})
+    monkeypatch.chdir(tmp_path)
+    mask_png = root / "Annotations/480p/dog/00000.png"
+    assert main(["propagate", str(root / "JPEGImages/480p/dog"), "--masks", str(mask_png),
+                 "--overlay", "o.mp4", "--overlay-style", "outline", "--model", str(tiny_checkpoint),
+                 "--context", "1"]) == 0
+    assert not (tmp_path / "seggpt-vos-out").exists()
+    video = decord.VideoReader(str(tmp_path / "o.mp4")).get_batch([0]).asnumpy()[0].astype(int)
+    frame = read_image(root / "JPEGImages/480p/dog/00000.jpg").astype(int)
+    mask = np.array(Image.open(mask_png)) == 1
+    inside = cv2.erode(mask.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+    band = mask & ~cv2.erode(mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    assert np.abs(video[inside] - frame[inside]).mean() < 4
+    red = video[band]  # DAVIS colour of object 1: (128, 0, 0)
+    assert red[:, 0].mean() > red[:, 1].mean() + 50 and np.abs(red - [128, 0, 0]).mean() < 40

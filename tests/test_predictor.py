@@ -67,6 +67,12 @@ def test_errors_are_input_errors(models):
         predictor.segment([Prompt(image, np.zeros((20, 20), np.uint8))], [image])
     with pytest.raises(InputError, match="at least one prompt"):
         predictor.segment([], [image])
+    # Paths are refused in one line that says how to read them, for prompts and queries alike.
+    for make in (lambda: Prompt("a.jpg", np.zeros((20, 20), np.uint8)), lambda: Prompt(image, "a.png"),
+                 lambda: predictor.segment([Prompt(image, np.ones((20, 20), np.uint8))], ["b.jpg"])):
+        with pytest.raises(InputError, match=r"the path '.\.(jpg|png)'.*read_image.*load_mask") as info:
+            make()
+        assert "\n" not in str(info.value)
 
 
 def test_spatial_ensemble_runs_one_grid_prompt(models):

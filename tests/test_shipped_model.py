@@ -52,6 +52,7 @@ def test_demo_tracks_far_better_than_repeating_the_first_mask(predictor, tmp_pat
     joint = run_demo(predictor, tmp_path / "joint", config=PropagationConfig(mode="joint"), progress=False)
     baseline = repeat_first_mask_jf(result.data, tmp_path / "baseline", ["demo"])
     assert result.stats.frames == DEMO_VIDEO.num_frames
+    assert result.baseline_jf == pytest.approx(baseline)  # the baseline the demo prints
     print(f"demo J&F {result.jf:.3f} (whole frames {joint.jf:.3f}), repeat-first-mask {baseline:.3f}")
     assert result.jf > 0.8, result.jf
     assert result.jf > joint.jf + 0.15 and joint.jf > baseline + 0.15, (result.jf, joint.jf, baseline)

@@ -180,6 +180,39 @@ def test_blend_is_exact_alpha_mix():
     np.testing.assert_array_equal(out, [[[100, 100, 100], [125, 75, 88]]])
 
 
+def test_outline_draws_only_a_band_inside_each_edge_and_survives_encoding(tmp_path):
+    """outline style: an object's band of ``outline_width`` pixels inside its edge (also where two objects touch) takes
+    its colour; its inside and the background stay the frame. Checked on the decoded mp4 (decord)."""
+    height, width = 64, 96
+    labels = np.zeros((height, width), np.uint8)
+    labels[8:40, 10:50] = 1
+    labels[8:40, 50:80] = 2  # touches object 1
+    rgb = np.full((height, width, 3), 128, np.uint8)
+    palette = np.array([[0, 0, 0], [255, 0, 0], [0, 0, 255]], np.uint8)
+    writer = OverlayVideoWriter(tmp_path / "x.mp4", palette=palette, style="outline", outline_width=2)
+    drawn = writer.blend(labels, rgb)
+    band = np.zeros((height, width), bool)
+    band[8:40, 10:80] = True
+    band[10:38, 12:78] = False  # the outer band of the union ...
+    band[8:40, 48:52] = True  # ... and two pixels on each side of the shared edge
+    np.testing.assert_array_equal(drawn[band], palette[labels[band]])
+    np.testing.assert_array_equal(drawn[~band], rgb[~band])
+    path = tmp_path / "outline.mp4"
+    with AsyncWriter([OverlayVideoWriter(path, fps=10, palette=palette, style="outline")]) as out:
+        for i in range(3):
+            out.put(i, f"{i:05d}", labels, rgb)
+    video = decord.VideoReader(str(path)).get_batch([1]).asnumpy()[0].astype(int)
+    assert np.abs(video[14:34, 16:44] - 128).max() < 12  # object 1's inside is the frame, untinted
+    assert np.abs(video[0:4] - 128).max() < 12  # background untouched
+    assert video[20, 10:12, 0].min() > 180 and video[20, 10:12, 2].max() < 80  # object 1's left edge is red
+    assert video[20, 78:80, 2].min() > 180 and video[20, 78:80, 0].max() < 80  # object 2's right edge is blue
+
+
+def test_fill_is_the_default_and_lighter_than_half(tmp_path):
+    writer = OverlayVideoWriter(tmp_path / "x.mp4")
+    assert writer.style == "fill" and writer.alpha < 0.5
+
+
 def test_interrupted_run_keeps_frames_and_drops_whole_video_outputs(tmp_path):
     frames, rgbs = label_frames(), rgb_frames()
     with pytest.raises(KeyboardInterrupt):

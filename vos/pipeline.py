@@ -16,8 +16,8 @@ from seggpt_core.predictor import SegGPTPredictor
 
 from .readers import FrameSource
 from .session import PropagationConfig, VideoSession
-from .writers import (AlphaMatteWriter, AsyncWriter, CocoRleWriter, FrameWriter, NumpyWriter, OverlayVideoWriter,
-                      PalettePngWriter)
+from .writers import (AlphaMatteWriter, AsyncWriter, CocoRleWriter, FrameWriter, NumpyWriter, OverlayStyle,
+                      OverlayVideoWriter, PalettePngWriter)
 
 if TYPE_CHECKING:
     from seggpt_core.tuned_prompt import TunedPrompt
@@ -28,18 +28,19 @@ class OutputSpec:
     """What to write for a video. Folder outputs get a per-video sub-folder (DAVIS layout ``OUT/<video>/``)."""
 
     masks: Path | None = None  #: palette PNGs: ``masks/<video>/<frame>.png``
-    overlay: Path | None = None  #: H.264 mp4 of the frames with the masks blended in
+    overlay: Path | None = None  #: H.264 mp4 of the frames with the masks drawn in
     alpha: Path | None = None  #: per-object 0/255 mattes: ``alpha/<video>/<object id>/<frame>.png``
     rle: Path | None = None  #: COCO RLE JSON for the whole video
     numpy: Path | None = None  #: ``numpy/<video>/<frame>.npy`` label maps
     only_frames: frozenset[str] | None = None  #: write only these frame names (YouTube-VOS); None = all
+    overlay_style: OverlayStyle = "fill"  #: how the overlay draws the masks: tinted ("fill") or edges ("outline")
 
     def writers(self, video: str, palette: np.ndarray | None, fps: float | None) -> list[FrameWriter]:
         out: list[FrameWriter] = []
         if self.masks is not None:
             out.append(PalettePngWriter(self.masks / video, palette=palette, only_frames=self.only_frames))
         if self.overlay is not None:
-            out.append(OverlayVideoWriter(self.overlay, fps=fps or 24.0, palette=palette))
+            out.append(OverlayVideoWriter(self.overlay, fps=fps or 24.0, palette=palette, style=self.overlay_style))
         if self.alpha is not None:
             out.append(AlphaMatteWriter(self.alpha / video))
         if self.rle is not None:

@@ -17,7 +17,8 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
                         "(official seggpt_vit_large.pth or HF model.safetensors), or a hub id (BAAI/seggpt-vit-large)")
     g.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     g.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default=None,
-                   help="matmul precision (default: bf16 on GPUs and AMX CPUs, else fp32)")
+                   help="matmul precision (default: bf16 on CUDA GPUs that support it, else fp16; bf16 on CPUs with "
+                        "AVX-512-bf16 or AMX; else fp32)")
     g.add_argument("--compile", action="store_true", help="torch.compile the model (slow first frame)")
     g.add_argument("--seg-type", choices=("instance", "semantic"), default="instance", help="SegGPT type token")
 
@@ -113,6 +114,10 @@ def run_segment(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------------------------------ propagate
+#: Where ``propagate`` writes its masks when no output flag is given.
+DEFAULT_PROPAGATE_OUT = Path("seggpt-vos-out")
+
+
 def run_propagate(args: argparse.Namespace) -> int:
     from ..pipeline import OutputSpec, run_video
 
@@ -125,7 +130,11 @@ def run_propagate(args: argparse.Namespace) -> int:
     masks = {0: args.masks} if args.masks is not None else {}
     for frame, path in args.mask_at or []:
         masks[int(frame)] = path
-    outputs = OutputSpec(masks=args.out, overlay=args.overlay, alpha=args.alpha, rle=args.rle, numpy=args.numpy)
+    if not any((args.out, args.overlay, args.alpha, args.rle, args.numpy)):
+        args.out = DEFAULT_PROPAGATE_OUT
+        print(f"no output flag given: writing masks to {args.out}/<video name>/ (choose with --out DIR)")
+    outputs = OutputSpec(masks=args.out, overlay=args.overlay, alpha=args.alpha, rle=args.rle, numpy=args.numpy,
+                         overlay_style=args.overlay_style)
     stats = run_video(load_predictor(args), args.input, masks, outputs, propagation_config(args), name=args.name,
                       tuned=tuned, tuned_source=str(args.tuned_prompt))
     where = [str(p) for p in (args.out and args.out / stats.name, args.overlay, args.alpha, args.rle, args.numpy) if p]
@@ -172,7 +181,8 @@ def run_demo_command(args: argparse.Namespace) -> int:
     print(f"overlay video        : {result.overlay}")
     print(f"speed                : {result.stats.frames} frames in {result.stats.seconds:.1f} s "
           f"({result.stats.fps:.1f} frames/s)")
-    print(f"J&F (DAVIS protocol) : {100 * result.jf:.1f}  (J {100 * result.j:.1f}, F {100 * result.f:.1f})")
+    print(f"J&F (DAVIS protocol) : {100 * result.jf:.1f}  (J {100 * result.j:.1f}, F {100 * result.f:.1f}); "
+          f"repeating the first mask: {100 * result.baseline_jf:.1f}")
     return 0
 
 
@@ -188,7 +198,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--output", type=Path, required=True, metavar="DIR", help="folder for <image name>.png masks")
     p.add_argument("--ensemble", choices=("feature", "spatial"), default="feature",
                    help="how several examples combine (default: feature ensemble, the paper's best)")
-    p.add_argument("--upsample", choices=("nearest", "bilinear"), default="nearest")
+    p.add_argument("--upsample", choices=("nearest", "bilinear"), default="nearest",
+                   help="how labels return to the image size (nearest = official)")
     add_model_args(p)
     p.set_defaults(run=run_segment)
 
@@ -198,8 +209,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--masks", metavar="PNG", help="first-frame mask (palette or label PNG)")
     p.add_argument("--mask-at", nargs=2, action="append", metavar=("FRAME", "PNG"),
                    help="a mask for a later frame index: new objects start there, given objects are corrected")
-    p.add_argument("--out", type=Path, metavar="DIR", help="palette PNGs in DIR/<video>/<frame>.png")
-    p.add_argument("--overlay", type=Path, metavar="MP4", help="H.264 video with the masks blended in")
+    p.add_argument("--out", type=Path, metavar="DIR", help="palette PNGs in DIR/<video>/<frame>.png (the default "
+                   f"output, in {DEFAULT_PROPAGATE_OUT}/, when no other output is asked for)")
+    p.add_argument("--overlay", type=Path, metavar="MP4", help="H.264 video with the masks drawn in")
+    p.add_argument("--overlay-style", choices=("fill", "outline"), default="fill",
+                   help="fill: objects tinted with their colour (default); outline: only their edges drawn")
     p.add_argument("--alpha", type=Path, metavar="DIR", help="per-object alpha mattes DIR/<video>/<id>/<frame>.png")
     p.add_argument("--rle", type=Path, metavar="JSON", help="COCO run-length-encoded masks of the whole video")
     p.add_argument("--numpy", type=Path, metavar="DIR", help="per-frame .npy label maps")

@@ -2,11 +2,13 @@
 
 It generates a video with exact ground truth (procedural textures, a seed never used in training), propagates the
 first-frame masks with the shipped model, writes palette PNGs and an overlay mp4, scores J&F against the ground
-truth with ``eval/`` and prints where everything went.
+truth with ``eval/`` next to the trivial baseline (the first-frame mask repeated on every frame) and prints where
+everything went.
 """
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +33,7 @@ class DemoResult:
     jf: float  #: J&F-Mean (DAVIS protocol) of the prediction, in [0, 1]
     j: float
     f: float
+    baseline_jf: float  #: J&F-Mean of repeating the first-frame mask on every frame, in [0, 1]
 
 
 def run_demo(predictor: SegGPTPredictor, out: Path, *, seed: int | None = None,
@@ -47,5 +50,15 @@ def run_demo(predictor: SegGPTPredictor, out: Path, *, seed: int | None = None,
     outputs = OutputSpec(masks=out / "masks", overlay=out / "overlay.mp4")
     stats = run_video(predictor, frames, {0: first_mask}, outputs, config, name=name, progress=progress)
     report = evaluate_davis(data, out / "masks", "val", workers=1)
+    baseline = evaluate_davis(data, _repeat_first_mask(first_mask, out / "repeat-first-mask" / name).parent, "val",
+                              workers=1)
     return DemoResult(data, out / "masks" / name, out / "overlay.mp4", stats, report.overall.jf_mean,
-                      report.overall.j.mean, report.overall.f.mean)
+                      report.overall.j.mean, report.overall.f.mean, baseline.overall.jf_mean)
+
+
+def _repeat_first_mask(first_mask: Path, out: Path) -> Path:
+    """The trivial baseline's results: ``first_mask`` copied under every ground-truth frame's name into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    for path in sorted(first_mask.parent.glob("*.png")):
+        shutil.copyfile(first_mask, out / path.name)
+    return out

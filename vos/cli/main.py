@@ -9,6 +9,7 @@ line with exit code 2.
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import sys
 
@@ -20,8 +21,47 @@ COMMAND_MODULES = (
 )
 
 
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose unknown options are reported by the subcommand that got them (its usage, exit 2),
+    and whose errors name the nearest option to a mistyped one (did you mean ``--output`` instead of ``--ouput``?),
+    also when the typo makes a required option look missing. Subparsers inherit the class."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._given = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
+
+    def parse_args(self, args=None, namespace=None):
+        namespace, unknown = self.parse_known_args(args, namespace)
+        if unknown:
+            self._subcommand_parser(namespace).error(f"unrecognized arguments: {' '.join(unknown)}")
+        return namespace
+
+    def error(self, message: str):
+        super().error(message + self._suggestion())
+
+    def _subcommand_parser(self, namespace: argparse.Namespace) -> Parser:
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                chosen = action.choices.get(getattr(namespace, action.dest, None))
+                if chosen is not None:
+                    return chosen._subcommand_parser(namespace)
+        return self
+
+    def _suggestion(self) -> str:
+        """``; did you mean --output instead of --ouput?`` for the first given option this parser lacks and has a near
+        miss of, else ''."""
+        options = {option.lstrip("-"): option for option in self._option_string_actions}
+        for arg in getattr(self, "_given", []):
+            name = arg.split("=", 1)[0].lstrip("-")
+            if arg.startswith("--") and not any(option.startswith(name) for option in options):
+                close = difflib.get_close_matches(name, list(options), n=1)
+                if close:
+                    return f"; did you mean {options[close[0]]} instead of {arg.split('=', 1)[0]}?"
+        return ""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="seggpt-vos", description="Segment and track objects in videos with SegGPT.")
+    parser = Parser(prog="seggpt-vos", description="Segment and track objects in videos with SegGPT.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
