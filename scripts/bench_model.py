@@ -16,6 +16,7 @@ Rounds interleave every row, so ratios are fair on a shared machine; ``flex`` ro
 
     python scripts/bench_model.py --blocks 8 --rounds 2            # CPU, reduced depth
     python scripts/bench_model.py --device cuda --rounds 5         # full ViT-L on a GPU, with frames/s at P = 8
+    python scripts/bench_model.py --attention-only 2 --rounds 3    # one attention call per variant
 """
 
 from __future__ import annotations
@@ -99,6 +100,36 @@ def labels(painted: torch.Tensor, n_labels: int) -> torch.Tensor:
     return painted_scores(painted.float().cpu(), label_colours(n_labels)).argmax(1)
 
 
+def attention_table(cfg: SegGPTConfig, sequences: int, dtypes: list[str], variants: list[str], rounds: int,
+                    device: torch.device) -> None:
+    """One attention call of ViT-L shapes (``sequences`` canvases, all heads) per dtype and variant, interleaved;
+    time against the bias-free SDPA of the same dtype and error against fp32 eager."""
+    g = torch.Generator().manual_seed(0)
+    (gh, gw), heads, d = cfg.grid, cfg.num_heads, cfg.embed_dim // cfg.num_heads
+    b, n = sequences, gh * gw
+    q, k, v = (torch.randn(b, heads, n, d, generator=g) for _ in range(3))
+    rel_h, rel_w = torch.randn(b, heads, gh, gw, gh, generator=g), torch.randn(b, heads, gh, gw, gw, generator=g)
+    ref = attention.eager(q, k, v, rel_h, rel_w, d**-0.5)
+    rows = [(dt, var) for dt in dtypes for var in dict.fromkeys([*variants, NO_BIAS])]
+    inputs = {dt: [t.to(device, DTYPES[dt]) for t in (q, k, v, rel_h, rel_w)] for dt in dtypes}
+    times = {row: [] for row in rows}
+    errors = {}
+    with torch.inference_mode():
+        for row in rows:
+            errors[row] = float((attention.VARIANTS[row[1]](*inputs[row[0]], d**-0.5).float().cpu() - ref).abs().max())
+        for _ in range(rounds):
+            for row in rows:
+                times[row].append(timed(lambda: attention.VARIANTS[row[1]](*inputs[row[0]], d**-0.5), device)[0])
+    useful = 4 * b * heads * n * n * d
+    print(f"\none attention call: {b} x {heads} heads x {n} tokens x head dim {d}; {rounds} rounds, medians\n")
+    print(f"| dtype | attention | ms | useful TFLOP/s | time / {NO_BIAS} | max abs error vs fp32 eager |")
+    print("|---|---|---|---|---|---|")
+    for row in rows:
+        s = statistics.median(times[row])
+        ratio = statistics.median(a / z for a, z in zip(times[row], times[(row[0], NO_BIAS)]))
+        print(f"| {row[0]} | {row[1]} | {s * 1e3:.1f} | {useful / s / 1e12:.3f} | {ratio:.2f} | {errors[row]:.1e} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--prompts", type=int, nargs="+", default=[1, 8])
@@ -111,6 +142,8 @@ def main() -> None:
                     default=["augmented", "bias", "flex", NO_BIAS])
     ap.add_argument("--labels", type=int, default=3, help="label colours used to decode outputs for the agreement")
     ap.add_argument("--no-reference", action="store_true", help="skip transformers")
+    ap.add_argument("--attention-only", type=int, metavar="SEQUENCES", default=0,
+                    help="instead of the model, time one attention call over this many canvases per variant")
     args = ap.parse_args()
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -129,6 +162,8 @@ def main() -> None:
     print(f"device {device} [{where}], {torch.get_num_threads()} threads, torch {torch.__version__}; "
           f"ViT-L width, {cfg.depth} blocks (taps {cfg.tap_indices}); matmul peak "
           + ", ".join(f"{n} {p:.3f} TFLOP/s" for n, p in peaks.items()), flush=True)
+    if args.attention_only:
+        return attention_table(cfg, args.attention_only, dtypes, args.variants, args.rounds, device)
 
     import transformers
 
