@@ -14,7 +14,7 @@ for keys in raster order over a (gh, gw) grid. They differ only in how the N x N
 * ``bias`` - SDPA with the bias as an additive float mask, built by broadcasting for a chunk of queries at a time so
   the mask never exceeds :data:`BIAS_CHUNK_ELEMENTS` elements. The matmuls stay at width 64.
 * ``flex`` - FlexAttention (compiled) with a ``score_mod`` that gathers the two decomposed terms per score: no N x N
-  tensor at all.
+  tensor at all. Inference only on CPU (torch 2.13 has no FlexAttention backward there).
 
 :func:`choose` maps (device, dtype) to the variant measured fastest there (:data:`FASTEST`, one table); the figures
 behind it are in the README (``scripts/bench_model.py``).

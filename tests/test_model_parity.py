@@ -162,3 +162,23 @@ def test_attention_variants_equal_eager(variant, dtype, monkeypatch):
 def test_auto_picks_from_the_table():
     assert attention.choose(torch.device("cpu"), torch.float32) == attention.FASTEST[("cpu", torch.float32)]
     assert attention.choose(torch.device("meta"), torch.float32) == "augmented"
+
+
+@pytest.mark.parametrize("variant", ["bias", "augmented"])
+def test_attention_variants_train_like_eager(variant, monkeypatch):
+    """Training runs the table's choice too: gradients of q, k, v and both bias terms equal eager's (flex has no CPU
+    backward in torch 2.13, so it serves inference only)."""
+    g = torch.Generator().manual_seed(15)
+    b, h, gh, gw, d = 2, 3, 6, 5, 16
+    inputs = [torch.randn(b, h, gh * gw, d, generator=g) for _ in range(3)]
+    inputs += [torch.randn(b, h, gh, gw, gh, generator=g), torch.randn(b, h, gh, gw, gw, generator=g)]
+    weights = torch.randn(b, h, gh * gw, d, generator=g)
+    monkeypatch.setattr(attention, "BIAS_CHUNK_ELEMENTS", b * h * gh * gw * 7)
+
+    def grads(fn):
+        xs = [t.clone().requires_grad_(True) for t in inputs]
+        (fn(*xs, 0.25) * weights).sum().backward()
+        return [x.grad for x in xs]
+
+    for ours, ref in zip(grads(attention.VARIANTS[variant]), grads(attention.eager)):
+        torch.testing.assert_close(ours, ref, atol=1e-5, rtol=0)
