@@ -34,11 +34,11 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from .attention import AttentionImpl, attention
 from .checkpoint import load_weights, resolve, save_weights
 
 Ensemble = Literal["official", "hf", "none"]
 SegType = Literal["instance", "semantic"]
-AttentionImpl = Literal["sdpa", "eager"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -157,10 +157,6 @@ class Attention(nn.Module):
         # Rh[qh, kh] = rel_pos_h[qh - kh + gh - 1]; gathered per call (cheap) so training sees the parameters.
         self.register_buffer("rel_index_h", _relative_index(gh), persistent=False)
         self.register_buffer("rel_index_w", _relative_index(gw), persistent=False)
-        # One-hot rows/cols of every key token: the keys' half of the exact "augmented" SDPA form.
-        kh, kw = torch.meshgrid(torch.arange(gh), torch.arange(gw), indexing="ij")
-        self.register_buffer("key_onehot", torch.cat([F.one_hot(kh.flatten(), gh), F.one_hot(kw.flatten(), gw)], 1)
-                             .float(), persistent=False)
 
     def split_heads(self, qkv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(B, N, 3C) -> q, k, v each (B, heads, N, head_dim)."""
@@ -168,28 +164,15 @@ class Attention(nn.Module):
         return q, k, v
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, impl: AttentionImpl) -> torch.Tensor:
-        """Attention over whole canvases. q, k, v: (B, heads, N, d) with N = gh*gw in raster order -> (B, N, C)."""
+        """Attention over whole canvases. q, k, v: (B, heads, N, d) with N = gh*gw in raster order -> (B, N, C).
+        ``impl`` names a variant of :mod:`seggpt_core.attention` (``"auto"``: the fastest for the device/dtype)."""
         gh, gw = self.grid
         b, h, n, d = q.shape
         rq = q.reshape(b, h, gh, gw, d)
         table_h, table_w = self.rel_tables(q.dtype)
         rel_h = torch.einsum("bnhwc,hkc->bnhwk", rq, table_h)
         rel_w = torch.einsum("bnhwc,wkc->bnhwk", rq, table_w)
-        if impl == "eager":
-            logits = (q * self.scale) @ k.transpose(-2, -1)
-            logits = logits.view(b, h, gh, gw, gh, gw) + rel_h[..., :, None] + rel_w[..., None, :]
-            weights = logits.view(b, h, n, n).softmax(-1, dtype=torch.float32).to(q.dtype)
-            out = weights @ v
-        else:
-            # Exact fold of the bias into SDPA: q' = [q*s, q.Rh, q.Rw], k' = [k, onehot(kh), onehot(kw)], scale 1.
-            # Padding the head dim to a multiple of 16 keeps the fused CPU/GPU kernels on their fast paths.
-            pad = -(d + gh + gw) % 16
-            onehot = self.key_onehot.to(k.dtype).expand(b, h, n, gh + gw)
-            q2 = torch.cat([q * self.scale, rel_h.reshape(b, h, n, gh), rel_w.reshape(b, h, n, gw)], -1)
-            k2 = torch.cat([k, onehot], -1)
-            q2, k2 = F.pad(q2, (0, pad)), F.pad(k2, (0, pad))
-            v2 = F.pad(v, (0, gh + gw + pad))
-            out = F.scaled_dot_product_attention(q2, k2, v2, scale=1.0)[..., :d]
+        out = attention(q, k, v, rel_h, rel_w, self.scale, impl)
         return rearrange(out, "b h n d -> b n (h d)")
 
     def rel_tables(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -294,7 +277,7 @@ class SegGPT(nn.Module):
             nn.GELU(),
             nn.Conv2d(cfg.decoder_dim, 3, kernel_size=1),
         )
-        self.attn_impl: AttentionImpl = "sdpa"
+        self.attn_impl: AttentionImpl = "auto"
         self.reset_parameters()
 
     # ----------------------------------------------------------------------------------------------- set-up

@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from seggpt_core import attention
 from seggpt_core.model import PRESETS, SegGPTConfig
 from tests.hf_reference import random_inputs, random_pair
 
 TINY = PRESETS["test-tiny"]
+IMPLS = ["auto", *attention.VARIANTS]
 
 
 def canvases(prompt_images, prompt_masks, query):
@@ -22,7 +24,7 @@ def hf_forward(hf, prompt_images, prompt_masks, query, **kw):
               prompt_masks=prompt_masks, **kw).pred_masks
 
 
-@pytest.mark.parametrize("impl", ["eager", "sdpa"])
+@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("seg_type", ["instance", "semantic"])
 def test_one_prompt_equals_transformers(impl, seg_type):
     hf, ours = random_pair(TINY)
@@ -77,7 +79,7 @@ def test_several_prompts_equal_transformers_with_official_rule(prompts):
 
 
 @pytest.mark.parametrize("prompts", [1, 2, 4])
-@pytest.mark.parametrize("impl", ["eager", "sdpa"])
+@pytest.mark.parametrize("impl", IMPLS)
 def test_deduplicated_path_equals_reference(prompts, impl):
     _, ours = random_pair(TINY, seed=3)
     ours.attn_impl = impl
@@ -136,3 +138,47 @@ def test_inference_tables_follow_weight_updates():
         ref = ours.paint(*inputs).detach()
     assert (after - before).abs().max() > 1e-3
     torch.testing.assert_close(after, ref, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("variant", [v for v in attention.VARIANTS if v != "eager"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_attention_variants_equal_eager(variant, dtype, monkeypatch):
+    """Each variant against the eager reference on one rectangular grid, with a bias large enough to matter; the
+    ``bias`` variant also in several query chunks (its bounded-memory path)."""
+    g = torch.Generator().manual_seed(14)
+    b, h, gh, gw, d = 2, 3, 6, 5, 16
+    q, k, v = (torch.randn(b, h, gh * gw, d, generator=g) for _ in range(3))
+    rel_h, rel_w = 2 * torch.randn(b, h, gh, gw, gh, generator=g), 2 * torch.randn(b, h, gh, gw, gw, generator=g)
+    ref = attention.eager(q, k, v, rel_h, rel_w, 0.25)
+    assert (ref - attention.eager(q, k, v, 0 * rel_h, 0 * rel_w, 0.25)).abs().max() > 0.1  # the bias matters
+    if variant == "bias":
+        monkeypatch.setattr(attention, "BIAS_CHUNK_ELEMENTS", b * h * gh * gw * 7)  # chunks of 7 query rows
+    out = attention.VARIANTS[variant](*(t.to(dtype) for t in (q, k, v, rel_h, rel_w)), 0.25)
+    assert out.dtype == dtype
+    tol = 1e-5 if dtype == torch.float32 else 3e-2
+    torch.testing.assert_close(out.float(), ref, atol=tol, rtol=0)
+
+
+def test_auto_picks_from_the_table():
+    assert attention.choose(torch.device("cpu"), torch.float32) == attention.FASTEST[("cpu", torch.float32)]
+    assert attention.choose(torch.device("meta"), torch.float32) == "augmented"
+
+
+@pytest.mark.parametrize("variant", ["bias", "augmented"])
+def test_attention_variants_train_like_eager(variant, monkeypatch):
+    """Training runs the table's choice too: gradients of q, k, v and both bias terms equal eager's (flex has no CPU
+    backward in torch 2.13, so it serves inference only)."""
+    g = torch.Generator().manual_seed(15)
+    b, h, gh, gw, d = 2, 3, 6, 5, 16
+    inputs = [torch.randn(b, h, gh * gw, d, generator=g) for _ in range(3)]
+    inputs += [torch.randn(b, h, gh, gw, gh, generator=g), torch.randn(b, h, gh, gw, gw, generator=g)]
+    weights = torch.randn(b, h, gh * gw, d, generator=g)
+    monkeypatch.setattr(attention, "BIAS_CHUNK_ELEMENTS", b * h * gh * gw * 7)
+
+    def grads(fn):
+        xs = [t.clone().requires_grad_(True) for t in inputs]
+        (fn(*xs, 0.25) * weights).sum().backward()
+        return [x.grad for x in xs]
+
+    for ours, ref in zip(grads(attention.VARIANTS[variant]), grads(attention.eager)):
+        torch.testing.assert_close(ours, ref, atol=1e-5, rtol=0)

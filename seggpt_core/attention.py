@@ -1,0 +1,126 @@
+"""Global attention with a decomposed relative-position bias: exact variants, and which one runs where.
+
+Every variant computes, per head, ``softmax(scale * q k^T + bias) v`` with
+
+    bias[q, (kh, kw)] = rel_h[q, kh] + rel_w[q, kw]      (rel_h = q . Rh[qh], rel_w = q . Rw[qw], unscaled q)
+
+for keys in raster order over a (gh, gw) grid. They differ only in how the N x N bias reaches the softmax:
+
+* ``eager`` - the reference (transformers' form): full logits, bias added by broadcasting, fp32 softmax. Memory grows
+  with N^2 per head; kept as the oracle, never picked for speed.
+* ``augmented`` - the bias folded into a fused SDPA call: q' = [q * scale, rel_h, rel_w], k' = [k, onehot(kh),
+  onehot(kw)], padded to a multiple of 16; v is zero-padded to the same width (the fused CPU kernel wants equal
+  head dims). Exact, but both attention matmuls run at width 64 + gh + gw + pad (160 for ViT-L) instead of 64.
+* ``bias`` - SDPA with the bias as an additive float mask, built by broadcasting for a chunk of queries at a time so
+  the mask never exceeds :data:`BIAS_CHUNK_ELEMENTS` elements. The matmuls stay at width 64.
+* ``flex`` - FlexAttention (compiled) with a ``score_mod`` that gathers the two decomposed terms per score: no N x N
+  tensor at all. Inference only on CPU (torch 2.13 has no FlexAttention backward there).
+
+:func:`choose` maps (device, dtype) to the variant measured fastest there (:data:`FASTEST`, one table); the figures
+behind it are in the README (``scripts/bench_model.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+Variant = Literal["eager", "augmented", "bias", "flex"]
+AttentionImpl = Literal["auto", "eager", "augmented", "bias", "flex"]
+
+#: Largest additive mask the ``bias`` variant materialises at once (elements; 2**24 = 64 MiB in fp32).
+BIAS_CHUNK_ELEMENTS = 1 << 24
+
+
+def eager(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: torch.Tensor, rel_w: torch.Tensor,
+          scale: float) -> torch.Tensor:
+    """The reference. q, k, v: (B, heads, N, d); rel_h (B, heads, gh, gw, gh); rel_w (B, heads, gh, gw, gw)
+    -> (B, heads, N, d)."""
+    b, h, n, _ = q.shape
+    gh, gw = rel_h.shape[2:4]
+    logits = (q * scale) @ k.transpose(-2, -1)
+    logits = logits.view(b, h, gh, gw, gh, gw) + rel_h[..., :, None] + rel_w[..., None, :]
+    weights = logits.view(b, h, n, n).softmax(-1, dtype=torch.float32).to(q.dtype)
+    return weights @ v
+
+
+def augmented(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: torch.Tensor, rel_w: torch.Tensor,
+              scale: float) -> torch.Tensor:
+    """The bias folded into q/k as one-hot key columns; one fused SDPA call at head dim d + gh + gw (+ pad)."""
+    b, h, n, d = q.shape
+    gh, gw = rel_h.shape[2:4]
+    pad = -(d + gh + gw) % 16  # a multiple of 16 keeps the fused CPU/GPU kernels on their fast paths
+    rows = torch.arange(n, device=q.device)
+    onehot = torch.cat([F.one_hot(rows // gw, gh), F.one_hot(rows % gw, gw)], 1).to(k.dtype)
+    q2 = torch.cat([q * scale, rel_h.reshape(b, h, n, gh), rel_w.reshape(b, h, n, gw)], -1)
+    k2 = torch.cat([k, onehot.expand(b, h, n, gh + gw)], -1)
+    q2, k2 = F.pad(q2, (0, pad)), F.pad(k2, (0, pad))
+    return F.scaled_dot_product_attention(q2, k2, F.pad(v, (0, gh + gw + pad)), scale=1.0)[..., :d]
+
+
+def bias(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: torch.Tensor, rel_w: torch.Tensor,
+         scale: float) -> torch.Tensor:
+    """SDPA with the bias as an additive mask, built for one chunk of queries at a time."""
+    b, h, n, _ = q.shape
+    rel_h, rel_w = rel_h.flatten(2, 3), rel_w.flatten(2, 3)  # (B, heads, N, gh), (B, heads, N, gw)
+    chunk = max(1, BIAS_CHUNK_ELEMENTS // (b * h * n))
+    if chunk >= n:
+        mask = (rel_h[..., :, None] + rel_w[..., None, :]).flatten(-2)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+    out = torch.empty_like(q)
+    for start in range(0, n, chunk):
+        rows = slice(start, start + chunk)
+        mask = (rel_h[:, :, rows, :, None] + rel_w[:, :, rows, None, :]).flatten(-2)
+        out[:, :, rows] = F.scaled_dot_product_attention(q[:, :, rows], k, v, attn_mask=mask, scale=scale)
+    return out
+
+
+@cache
+def _compiled_flex_attention() -> Callable:
+    from torch.nn.attention.flex_attention import flex_attention
+
+    return torch.compile(flex_attention, dynamic=False)
+
+
+def flex(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: torch.Tensor, rel_w: torch.Tensor,
+         scale: float) -> torch.Tensor:
+    """FlexAttention; the ``score_mod`` adds rel_h[q, kh] + rel_w[q, kw] to each scaled score."""
+    gw = rel_w.shape[-1]
+    rel_h, rel_w = rel_h.flatten(2, 3), rel_w.flatten(2, 3)
+
+    def score_mod(score, b, h, q_idx, kv_idx):
+        return score + rel_h[b, h, q_idx, kv_idx // gw] + rel_w[b, h, q_idx, kv_idx % gw]
+
+    return _compiled_flex_attention()(q, k, v, score_mod=score_mod, scale=scale)
+
+
+VARIANTS: dict[Variant, Callable[..., torch.Tensor]] = {"eager": eager, "augmented": augmented, "bias": bias,
+                                                        "flex": flex}
+
+#: The fastest exact variant per (device type, compute dtype). CPU rows: measured on ViT-L shapes with
+#: ``scripts/bench_model.py`` (README, "Model"). CUDA rows: not measured yet (no GPU was lent to this work); SDPA with
+#: a float mask runs on the memory-efficient CUDA kernel at head dim 64 and needs no compiler, so it is the default
+#: until ``scripts/bench_model.py --device cuda`` says otherwise.
+FASTEST: dict[tuple[str, torch.dtype], Variant] = {
+    ("cpu", torch.float32): "bias",
+    ("cpu", torch.bfloat16): "bias",
+    ("cuda", torch.float32): "bias",
+    ("cuda", torch.bfloat16): "bias",
+    ("cuda", torch.float16): "bias",
+}
+
+
+def choose(device: torch.device, dtype: torch.dtype) -> Variant:
+    """The variant to run for ``dtype`` on ``device``: :data:`FASTEST`, else ``augmented`` (one fused call)."""
+    return FASTEST.get((device.type, dtype), "augmented")
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: torch.Tensor, rel_w: torch.Tensor,
+              scale: float, impl: AttentionImpl = "auto") -> torch.Tensor:
+    """Run variant ``impl`` (``"auto"``: :func:`choose` for q's device and dtype). Shapes as in :func:`eager`."""
+    variant = choose(q.device, q.dtype) if impl == "auto" else impl
+    return VARIANTS[variant](q, k, v, rel_h, rel_w, scale)
