@@ -42,7 +42,7 @@ class Frame(NamedTuple):
     rgb: np.ndarray
 
 
-def exact_fps(rate: float | None) -> Fraction | None:
+def exact_fps(rate: Fraction | float | None) -> Fraction | None:
     """The exact frame rate behind a container's rate read as a float (OpenCV, decord): None when unknown (<= 0).
 
     Rates are fractions with small denominators (25, 24000/1001, 25/2): the closest fraction with a denominator up
@@ -52,6 +52,8 @@ def exact_fps(rate: float | None) -> Fraction | None:
     """
     if rate is None or not rate > 0:
         return None
+    if isinstance(rate, Fraction):
+        return rate
     fps = Fraction(rate).limit_denominator(1001)
     if fps.denominator not in (1, 1001):
         for standard in (Fraction(round(rate)), Fraction(round(rate * 1.001) * 1000, 1001)):
@@ -312,7 +314,7 @@ class IteratorSource(FrameSource):
             self._frames = frames
             if hasattr(frames, "__len__"):
                 self.num_frames = len(frames)
-        self.fps = fps if isinstance(fps, Fraction) else exact_fps(fps)
+        self.fps = exact_fps(fps)
 
     def _checked(self, index: int, frame) -> np.ndarray:
         if isinstance(frame, Image.Image):
