@@ -19,8 +19,10 @@ from .masks import object_ids_in
 
 
 def _disk(radius: int) -> np.ndarray:
-    """A (2r+1, 2r+1) uint8 disk-shaped structuring element."""
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    """(2r+1, 2r+1) uint8 structuring element: the pixels within ``radius`` of the centre (OpenCV's own ellipse is
+    not round at small sizes)."""
+    y, x = np.ogrid[-radius:radius + 1, -radius:radius + 1]
+    return (x * x + y * y <= radius * radius).astype(np.uint8)
 
 
 def _small_components(mask: np.ndarray, max_area: int, connectivity: int) -> np.ndarray:
