@@ -251,6 +251,10 @@ def test_non_empty_folder_needs_overwrite(tmp_path):
     for spec in (OutputSpec(alpha=tmp_path), OutputSpec(exr=tmp_path / "exr")):
         with pytest.raises(InputError, match="not empty; pass --overwrite"):
             spec.writers("clip", None, None)
+    fresh = OutputSpec(alpha=tmp_path / "fresh", alpha_combined=True, exr=tmp_path / "exr")
+    with pytest.raises(InputError, match="--exr output folder is not empty"):
+        fresh.writers("clip", None, None)
+    write_all(OutputSpec(alpha=tmp_path / "fresh", alpha_combined=True), None)  # the refused run left nothing behind
     shorter = label_frames(2)
     write_all(OutputSpec(alpha=tmp_path, overwrite=True), None, shorter)
     assert sorted(p.name for p in (tmp_path / "clip/object_2").iterdir()) == [

@@ -136,12 +136,11 @@ class MatteSequenceWriter:
         self.video, self.timeline, self.content = video, timeline, content
         self.names = dict(names or {})
         self.cleanup, self.compress_level = cleanup, compress_level
+        self.combined = combined
         self.sequences: dict[int | None, NumberedFiles] = {}  #: object id (None = all objects) -> its files
         self.frames = 0
         self._size: tuple[int, int] | None = None
         self._pending = sorted({int(i) for i in object_ids})
-        if combined:
-            self._start(None)
 
     def _start(self, object_id: int | None) -> None:
         folder = "all" if object_id is None else f"object_{object_id}"
@@ -158,7 +157,8 @@ class MatteSequenceWriter:
             raise RuntimeError(f"{self.out_dir}: sequences need frames in index order, got frame {index} after "
                                f"{self.frames} frames")
         self._size = labels.shape
-        for object_id in sorted(set(self._pending) | set(object_ids_in(labels))):
+        wanted = [None] if self.combined else []
+        for object_id in wanted + sorted(set(self._pending) | set(object_ids_in(labels))):
             if object_id not in self.sequences:
                 self._start(object_id)
         self._pending = []
