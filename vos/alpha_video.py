@@ -37,9 +37,13 @@ class AlphaCodec:
         return "gray" if content == "matte" and self.matte_pix_fmt == "gray" else "rgba"
 
 
-#: Container suffix -> codec. ProRes 4444's alpha is 16 bits; VP9 and FFV1 are lossless.
+#: Container suffix -> codec. ProRes 4444 codes its (16-bit) alpha plane losslessly; its colour planes use a fixed
+#: quantiser (``-q:v 2``): prores_ks's default per-slice quantiser search costs five times the CPU (37 vs 7 ms a
+#: 480p matte frame here) for colour that already reads back above 50 dB PSNR on noisy cut-outs. VP9 and FFV1 are
+#: lossless.
 ALPHA_CODECS = {
-    ".mov": AlphaCodec("prores_ks", "yuva444p10le", "yuva444p10le", ("-profile:v", "4444", "-vendor", "apl0")),
+    ".mov": AlphaCodec("prores_ks", "yuva444p10le", "yuva444p10le",
+                       ("-profile:v", "4444", "-vendor", "apl0", "-q:v", "2")),
     ".webm": AlphaCodec("libvpx-vp9", "yuva420p", "yuva420p",
                         ("-lossless", "1", "-deadline", "realtime", "-cpu-used", "8", "-row-mt", "1")),
     ".mkv": AlphaCodec("ffv1", "gray", "bgra", ("-level", "3")),
