@@ -16,7 +16,9 @@ and reports the ratio of frames/s, end to end over model only (median over round
 the two runs of a round see different loads on a shared machine, it also reports two figures measured inside the
 end-to-end run itself: the model's share of its wall time (what the main thread's other work costs; 1 - share is the
 I/O not hidden) and how much slower ``paint`` ran there than in the model-only run (CPU stolen by the background
-threads; about 1.0 on a GPU). The ratio is their quotient.
+threads; about 1.0 on a GPU). The ratio is their quotient. Last, the CPU time per frame of the main thread (the
+model's) and of everything else (decoding, the writer thread, ffmpeg encoders): load barely changes it, and the
+background's must fit on the cores the model leaves free.
 
 Memory: one child process per length (``--memory-frames``, default 300 and 3000) runs ``run_video`` on its mp4
 writing palette PNGs and reports its peak RSS (VmHWM); the target is the long video's peak within 5% of the short
@@ -38,6 +40,7 @@ import io
 import json
 import os
 import pstats
+import resource
 import statistics
 import subprocess
 import sys
@@ -164,6 +167,25 @@ def model_only_seconds(predictor: SegGPTPredictor, inputs: list[torch.Tensor], c
     return total
 
 
+class CpuTimer:
+    """CPU seconds while installed: this thread's (the model's), and the rest of the process plus its reaped children
+    (decoding, the writer thread, ffmpeg encoders). CPU time hardly depends on the machine's load, so it tells whether
+    the background work fits on the cores the model leaves free."""
+
+    def __enter__(self) -> CpuTimer:
+        self._start = self._now()
+        return self
+
+    @staticmethod
+    def _now() -> tuple[float, float]:
+        own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return time.thread_time(), own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+    def __exit__(self, *exc) -> None:
+        main, total = (end - start for end, start in zip(self._now(), self._start))
+        self.main_seconds, self.background_seconds = main, total - main
+
+
 class PaintTimer:
     """Sums the seconds ``predictor.paint`` runs (synchronised on a GPU) while installed on the predictor.
 
@@ -231,13 +253,15 @@ def bench_speed(args: argparse.Namespace, video: TestVideo) -> dict:
     profile = cProfile.Profile() if args.profile else None
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as out:
         for r in range(args.rounds):
-            with PaintTimer(predictor) as in_e2e:
+            with PaintTimer(predictor) as in_e2e, CpuTimer() as cpu:
                 e2e = end_to_end_seconds(predictor, video, output_spec(args, Path(out) / f"round{r}"), config,
                                          profile if r == args.rounds - 1 else None)
             with torch.inference_mode():
                 model = model_only_seconds(predictor, inputs, args.context)
             rounds.append({"e2e_fps": video.frames / e2e, "model_fps": video.frames / model, "ratio": model / e2e,
-                           "model_share": in_e2e.seconds / e2e, "paint_slowdown": in_e2e.seconds / model})
+                           "model_share": in_e2e.seconds / e2e, "paint_slowdown": in_e2e.seconds / model,
+                           "main_cpu_ms": 1000 * cpu.main_seconds / video.frames,
+                           "background_cpu_ms": 1000 * cpu.background_seconds / video.frames})
             print(f"round {r}: {rounds[-1]}", flush=True)
     if profile is not None:
         text = io.StringIO()
@@ -344,11 +368,13 @@ def main() -> None:
               f"model {speed['model']}; each column the median of {len(speed['rounds'])} interleaved rounds "
               "(ratio: min-max over rounds in brackets).\n")
         print("| end-to-end frames/s | model-only frames/s | end-to-end / model-only (target >= 0.95) | "
-              "model's share of the end-to-end wall time | paint time end-to-end / model-only |")
-        print("|---|---|---|---|---|")
+              "model's share of the end-to-end wall time | paint time end-to-end / model-only | "
+              "CPU ms/frame: main thread / background |")
+        print("|---|---|---|---|---|---|")
         ratios = [r["ratio"] for r in speed["rounds"]]
         print(f"| {speed['e2e_fps']:.2f} | {speed['model_fps']:.2f} | {speed['ratio']:.3f} "
-              f"({min(ratios):.2f}-{max(ratios):.2f}) | {speed['model_share']:.3f} | {speed['paint_slowdown']:.3f} |\n")
+              f"({min(ratios):.2f}-{max(ratios):.2f}) | {speed['model_share']:.3f} | {speed['paint_slowdown']:.3f} | "
+              f"{speed['main_cpu_ms']:.1f} / {speed['background_cpu_ms']:.1f} |\n")
     if memory is not None:
         short, long = memory
         print(f"Memory: peak RSS of one process running the pipeline on an 854x480 H.264 video, writing "
