@@ -163,8 +163,8 @@ class NumpyWriter:
 class OverlayVideoWriter:
     """An H.264 mp4 (libx264, yuv420p) of the frames with each object's colour blended in at ``alpha``.
 
-    ``fps``: a ``Fraction`` keeps rates such as 30000/1001 exact. ``quality`` is imageio-ffmpeg's 0..10 scale (7 = CRF 15); x264's ``preset`` trades file size for encoding time
-    (veryfast costs about half of the default medium).
+    ``fps``: a ``Fraction`` keeps rates such as 30000/1001 exact. ``quality`` is imageio-ffmpeg's 0..10 scale (7 =
+    CRF 15); x264's ``preset`` trades file size for encoding time (veryfast costs about half of the default medium).
 
     Odd frame sizes are padded by one edge pixel (yuv420p needs even sizes). The video is encoded to a temp file and
     renamed when the stream completes; an interrupted run leaves no mp4.
@@ -172,8 +172,8 @@ class OverlayVideoWriter:
 
     needs_frame = True
 
-    def __init__(self, path: str | Path, *, fps: Fraction | float = 24, palette: np.ndarray | None = None, alpha: float = 0.5,
-                 quality: float = 7.0, preset: str = "veryfast"):
+    def __init__(self, path: str | Path, *, fps: Fraction | float = 24, palette: np.ndarray | None = None,
+                 alpha: float = 0.5, quality: float = 7.0, preset: str = "veryfast"):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temps(self.path.parent, self.path.suffix, self.path.stem)
