@@ -178,6 +178,9 @@ def test_alpha_video_matte_decoded_by_ffmpeg(tmp_path, suffix):
         assert ((got >= 128) == (expected == 255)).mean() >= 0.999
     else:  # VP9 lossless, FFV1
         np.testing.assert_array_equal(got, expected)
+    if suffix != ".mkv":  # the picture is the matte too, white = object
+        luma = ffmpeg_decode(path, "gray", alpha=False).reshape(-1, 25, 31)
+        assert ((luma >= 128) == (expected == 255)).mean() >= 0.999
     assert ffmpeg_rate(path) == (6, NTSC)
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp left
 

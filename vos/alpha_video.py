@@ -33,8 +33,11 @@ class AlphaCodec:
     options: tuple[str, ...] = ()
 
     def input_pix_fmt(self, content: MatteContent) -> str:
-        """What we send: (H, W) grey for a greyscale-only matte, else (H, W, 4) RGBA."""
-        return "gray" if content == "matte" and self.matte_pix_fmt == "gray" else "rgba"
+        """What we send: a matte as (H, W) grey, or (H, W, 2) grey + alpha for codecs with alpha; a cut-out as (H, W,
+        4) RGBA."""
+        if content == "cutout":
+            return "rgba"
+        return "gray" if self.matte_pix_fmt == "gray" else "ya8"
 
 
 #: Container suffix -> codec. ProRes 4444 codes its (16-bit) alpha plane losslessly; its colour planes use a fixed
@@ -95,13 +98,13 @@ class AlphaVideoWriter:
         self._encoder.send(None)
 
     def pixels(self, labels: np.ndarray, frame: np.ndarray | None) -> np.ndarray:
-        """What is sent for one frame: (H, W) grey or (H, W, 4) RGBA uint8."""
+        """What is sent for one frame: (H, W) grey, (H, W, 2) grey + alpha or (H, W, 4) RGBA, uint8."""
         alpha = object_matte(labels, None, self.cleanup)
         if self.content == "cutout":
             return cutout(frame, alpha)
         if self.codec.input_pix_fmt("matte") == "gray":
             return alpha
-        return np.repeat(alpha[..., None], 4, axis=2)
+        return np.stack([alpha, alpha], axis=2)
 
     def write(self, index: int, name: str, labels: np.ndarray, frame: np.ndarray | None) -> None:
         if index != self.frames:
