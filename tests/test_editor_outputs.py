@@ -198,6 +198,15 @@ def test_prores_4444_cutout_keeps_colours_and_alpha(tmp_path):
     assert ffmpeg_rate(path) == (4, Fraction(24000, 1001))
 
 
+def test_temps_of_a_killed_run_are_removed(tmp_path):
+    (tmp_path / "exr/clip").mkdir(parents=True)
+    stale = [tmp_path / "exr/clip/.clip.0003.tmp-0123abcd.exr", tmp_path / "exr/clip/.clip.tmp-0123abcd.json"]
+    for p in stale:
+        p.write_bytes(b"partial")
+    write_all(OutputSpec(exr=tmp_path / "exr"), None)  # hidden temps do not count as an earlier run's output
+    assert not any(p.exists() for p in stale) and not list(tmp_path.rglob(".*"))
+
+
 def test_interrupted_alpha_video_leaves_nothing(tmp_path):
     spec = OutputSpec(alpha_video=tmp_path / "v.mov", exr=tmp_path / "exr")
     with pytest.raises(KeyboardInterrupt):

@@ -96,7 +96,8 @@ class NumberedFiles:
     def start(self) -> None:
         """Create the folder; remove this sequence's files from an earlier run (and temps a killed run left)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        remove_stale_temps(self.folder, self.suffix, self.prefix)
+        remove_stale_temps(self.folder, self.suffix)  # temps of numbered files (the folder holds this sequence only)
+        remove_stale_temps(self.folder, ".json", self.prefix)
         numbered = re.compile(re.escape(self.prefix) + r"\.\d+" + re.escape(self.suffix) + "$")
         for p in self.folder.iterdir():
             if numbered.match(p.name):
