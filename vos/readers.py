@@ -17,6 +17,7 @@ import queue
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from fractions import Fraction
 from pathlib import Path
 from typing import NamedTuple, TypeVar
 
@@ -39,6 +40,26 @@ class Frame(NamedTuple):
     index: int
     name: str
     rgb: np.ndarray
+
+
+def exact_fps(rate: Fraction | float | None) -> Fraction | None:
+    """The exact frame rate behind a container's rate read as a float (OpenCV, decord): None when unknown (<= 0).
+
+    Rates are fractions with small denominators (25, 24000/1001, 25/2): the closest fraction with a denominator up
+    to 1001 recovers them from the float. Matroska/WebM store durations in milliseconds, so their 60000/1001 reads
+    as 59.940063; rates within 10 ppm of an NTSC rate (k * 1000/1001) or an integer rate are snapped to it (so a
+    rate stored as 2997/100 also becomes 30000/1001, the rate editors mean by 29.97).
+    """
+    if rate is None or not rate > 0:
+        return None
+    if isinstance(rate, Fraction):
+        return rate
+    fps = Fraction(rate).limit_denominator(1001)
+    if fps.denominator not in (1, 1001):
+        for standard in (Fraction(round(rate)), Fraction(round(rate * 1.001) * 1000, 1001)):
+            if standard > 0 and abs(rate / standard - 1) < 1e-5:
+                return standard
+    return fps
 
 
 def frame_name(index: int) -> str:
@@ -119,13 +140,14 @@ class FrameSource:
     Attributes: ``name`` (the video's name, used for output folders), ``size`` ((H, W), None for a live stream until
     its first frame), ``num_frames`` (None for a live stream or a video whose header has no count), ``fps`` (None
     when unknown).
+    ``fps`` is exact (``Fraction(30000, 1001)`` for NTSC 29.97, see ``exact_fps``).
     ``len(source)`` works when ``num_frames`` is known and raises TypeError otherwise, like any iterator.
     """
 
     name: str
     size: tuple[int, int] | None = None
     num_frames: int | None = None
-    fps: float | None = None
+    fps: Fraction | None = None
 
     def __iter__(self) -> Iterator[Frame]:
         raise NotImplementedError
@@ -169,7 +191,7 @@ class VideoFileSource(FrameSource):
                              "re-encode it (e.g. ffmpeg -i IN -c:v libx264 OUT.mp4) or give a frame folder")
         self.num_frames = count if count > 0 else None
         self.size = first.shape[:2]
-        self.fps = fps if fps > 0 else None
+        self.fps = exact_fps(fps)
 
     def _open(self):
         import cv2
@@ -277,7 +299,7 @@ class IteratorSource(FrameSource):
     iterated once; ``size`` is set by the first frame and every later frame must match it.
     """
 
-    def __init__(self, frames: Iterable | object, *, name: str = "stream", fps: float | None = None,
+    def __init__(self, frames: Iterable | object, *, name: str = "stream", fps: Fraction | float | None = None,
                  prefetch: int = 2):
         self.name = name
         self.prefetch = prefetch
@@ -287,12 +309,12 @@ class IteratorSource(FrameSource):
             if fps is None:
                 import cv2
 
-                fps = float(frames.get(cv2.CAP_PROP_FPS)) or None
+                fps = float(frames.get(cv2.CAP_PROP_FPS))
         else:
             self._frames = frames
             if hasattr(frames, "__len__"):
                 self.num_frames = len(frames)
-        self.fps = fps
+        self.fps = exact_fps(fps)
 
     def _checked(self, index: int, frame) -> np.ndarray:
         if isinstance(frame, Image.Image):
