@@ -153,9 +153,9 @@ def test_unknown_flag_shows_the_subcommands_usage_and_the_near_miss(argv, near, 
     assert err.strip().endswith(f"; did you mean {near} instead of {argv[-2]}?")
 
 
-def test_propagate_without_an_output_flag_writes_masks_to_the_default_folder(shared_data, tiny_checkpoint, tmp_path,
+def test_propagate_without_an_output_flag_writes_masks_to_the_default_folder(davis_subset, tiny_checkpoint, tmp_path,
                                                                               monkeypatch, capsys):
-    root = copy_davis_subset(shared_data / "davis-mini", tmp_path / "d", {"dog": 3})
+    root = davis_subset("davis-mini", {"dog": 3})
     monkeypatch.chdir(tmp_path)
     rc = main(["propagate", str(root / "JPEGImages/480p/dog"), "--masks", str(root / "Annotations/480p/dog/00000.png"),
                "--model", str(tiny_checkpoint), "--context", "1"])
@@ -166,7 +166,7 @@ def test_propagate_without_an_output_flag_writes_masks_to_the_default_folder(sha
     assert out.strip().endswith(str(Path("seggpt-vos-out") / "dog"))
 
 
-def test_outline_overlay_leaves_the_inside_of_objects_untinted(shared_data, tiny_checkpoint, tmp_path, monkeypatch):
+def test_outline_overlay_leaves_the_inside_of_objects_untinted(davis_subset, tiny_checkpoint, tmp_path, monkeypatch):
     """--overlay-style outline, decoded with decord: frame 0 (the given mask, written as given) shows the frame inside
     the object and a red band on its edge; no masks are written when only an overlay is asked for."""
     import cv2
@@ -174,7 +174,7 @@ def test_outline_overlay_leaves_the_inside_of_objects_untinted(shared_data, tiny
 
     from vos.readers import read_image
 
-    root = copy_davis_subset(shared_data / "davis-mini", tmp_path / "d", {"dog": 2})
+    root = davis_subset("davis-mini", {"dog": 2})
     monkeypatch.chdir(tmp_path)
     mask_png = root / "Annotations/480p/dog/00000.png"
     assert main(["propagate", str(root / "JPEGImages/480p/dog"), "--masks", str(mask_png),

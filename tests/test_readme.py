@@ -24,7 +24,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SHARED_DATA, copy_davis_subset
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
@@ -90,11 +89,9 @@ def test_readme_has_runnable_blocks_and_few_justified_skips():
                 f"README.md line {number}: write '<!-- readme-test: skip (reason) -->' right above a code block"
 
 
-@pytest.fixture(scope="module")
-def davis_root(tmp_path_factory) -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared test data not found at {SHARED_DATA}")
-    return copy_davis_subset(SHARED_DATA / "davis-mini", tmp_path_factory.mktemp("davis"), {"blackswan": 6, "dog": 6})
+@pytest.fixture
+def davis_root(davis_subset) -> Path:
+    return davis_subset("davis-mini", {"blackswan": 6, "dog": 6})
 
 
 def clone_root(folder: Path) -> dict[str, str]:

@@ -62,6 +62,7 @@ def load_tuned_prompt(args: argparse.Namespace):
 def add_output_args(parser: argparse.ArgumentParser) -> None:
     """Outputs of ``propagate``: label maps, and mattes that editors import (see README "Into your editor")."""
     from ..sequences import MatteContent
+
     g = parser.add_argument_group("outputs")
     g.add_argument("--out", type=Path, metavar="DIR", help="palette PNGs in DIR/<video>/<frame>.png (the default "
                    f"output, in {DEFAULT_PROPAGATE_OUT}/, when no other output is asked for)")
