@@ -16,7 +16,7 @@ from __future__ import annotations
 import queue
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import NamedTuple, TypeVar
@@ -387,8 +387,9 @@ def read_image(path: str | Path) -> np.ndarray:
 class IteratorSource(FrameSource):
     """Live frames from any iterable of (H, W, 3) uint8 RGB arrays (or PIL images), or from a ``cv2.VideoCapture``.
 
-    A ``VideoCapture`` is read until ``read()`` fails and its BGR frames are turned into RGB. The stream can be
-    iterated once; ``size`` is set by the first frame and every later frame must match it.
+    A ``VideoCapture`` is read until ``read()`` fails and its BGR frames are turned into RGB. A stream is read once,
+    in order; a sequence (a list of frames in memory) is random access. ``size`` is set by the first frame and every
+    later frame must match it.
     """
 
     def __init__(self, frames: Iterable | object, *, name: str = "stream", fps: Fraction | float | None = None,
@@ -409,6 +410,7 @@ class IteratorSource(FrameSource):
             self._frames = frames
             if hasattr(frames, "__len__"):
                 self.num_frames = len(frames)
+            self.seekable = isinstance(frames, Sequence)  # frames in memory (a list): random access
         self.fps = Fraction(fps).limit_denominator(1001) if fps else None
 
     def _checked(self, index: int, frame) -> np.ndarray:
@@ -432,7 +434,23 @@ class IteratorSource(FrameSource):
         for index, frame in enumerate(prefetch(self._frames, self.prefetch, name=f"stream:{self.name}")):
             yield Frame(index, frame_name(index), self._checked(index, frame))
 
+    def frame(self, index: int) -> np.ndarray:
+        if not self.seekable:
+            return super().frame(index)
+        self._check_index(index)
+        return self._checked(index, self._frames[index])
+
     def read(self, indices: Iterable[int]) -> Iterator[Frame]:
+        """Frames ``indices`` of an in-memory sequence in any order; of a live stream, the next frames, read once in
+        order: ``indices`` must continue where the last ``read`` stopped (0, 1, 2, ...; may be endless,
+        ``itertools.count()``); ends with the stream."""
+        if self.seekable:
+            for index in indices:
+                yield Frame(index, frame_name(index), self.frame(index))
+            return
+        yield from self._read_stream(indices)
+
+    def _read_stream(self, indices: Iterable[int]) -> Iterator[Frame]:
         """The next frames of the stream, read once in order: ``indices`` must continue where the last ``read``
         stopped (0, 1, 2, ...; may be endless, ``itertools.count()``); ends with the stream."""
         if self._stream is None:

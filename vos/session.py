@@ -307,6 +307,8 @@ class VideoSession:
         if not keys and self._tuned is None:
             raise InputError(f"{self.name}: no mask given; add a keyframe mask (add_mask / --masks / --mask-at) or a "
                              "tuned prompt (add_prompt / --prompt)")
+        if not self.source.seekable and direction == "both" and keys in ([], [0]):
+            direction = "forward"  # nothing lies before the keyframe: "both" reads the stream once, forwards
         if not self.source.seekable and direction != "forward":
             raise InputError(f"{self.name}: a live stream can only be tracked forward (--direction forward); give a "
                              "video file or a frame folder to track backwards")
