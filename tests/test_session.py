@@ -17,7 +17,7 @@ from seggpt_core.model import PRESETS, SegGPT
 from seggpt_core.predictor import SegGPTPredictor
 from vos.masks import read_label_png
 from vos.prompts import PromptBank, PromptFrame
-from vos.config import PropagationConfig, WindowConfig
+from vos.config import PropagationConfig
 from vos.session import VideoSession
 from vos.windows import object_window
 

@@ -1,10 +1,13 @@
-"""Frame sources: video files, frame folders and live iterators, all streamed.
+"""Frame sources: video files (decord, random access; OpenCV for what decord cannot open), frame folders, frames in
+memory and live iterators.
 
 Every source is an iterable of ``Frame(index, name, rgb)`` with ``rgb`` a (H, W, 3) uint8 RGB array that the consumer
-owns (never a view into a shared buffer, so holding a few frames never pins a whole decoded chunk). Decoding runs on a
-background thread a bounded number of items ahead, so it overlaps the model and memory stays flat however long the
-video is: a source never holds more than ``prefetch + 2`` chunks (video files) or ``prefetch + 2`` frames (folders,
-iterators). Stopping early (``break``, an exception, ``close()`` on the iterator) stops and joins that thread.
+owns (never a view into a shared buffer, so holding a few frames never pins a whole decoded chunk). Seekable sources
+(files, folders, lists) also give ``frame(i)`` and ``read(indices)`` in any order, e.g. backwards; a live stream is
+read once, in order. Decoding runs on a background thread a bounded number of items ahead, so it overlaps the model
+and the frames in flight stay bounded: never more than ``prefetch + 2`` chunks (video files) or ``prefetch + 2``
+frames (folders, iterators). Stopping early (``break``, an exception, ``close()`` on the iterator) stops and joins
+that thread.
 
 Bad input raises ``InputError`` with one line naming the file and the fix: at construction when it can be seen up
 front (missing path, unreadable video, no frames, mixed frame sizes), and while iterating otherwise (a video that is
