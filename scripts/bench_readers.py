@@ -5,7 +5,8 @@ a fresh child process so memory figures do not mix:
 
 - ``decord-forward``: ``VideoFileSource`` (decord) reading every frame in chunks of 16, first to last;
 - ``decord-backward``: the same, last to first (each chunk is one ``get_batch`` of 16 indices: a seek per chunk);
-- ``decord-idle``: open the file and wait ``--idle`` seconds without reading (the old worry: decoding ahead unbounded);
+- ``decord-idle``: open the file and wait ``--idle`` seconds without reading (decord decodes ahead after a read);
+- ``decord-slow``: forwards like ``decord-forward``, 400 frames, with a consumer that takes 50 ms per frame;
 - ``opencv-forward``: ``OpenCVFileSource`` (``cv2.VideoCapture``), first to last;
 - ``opencv-backward``: ``cv2.VideoCapture`` seeking (``CAP_PROP_POS_FRAMES``) to each chunk of 16, last to first.
 
@@ -78,10 +79,14 @@ def child(kind: str, path: Path, idle: float) -> dict:
                 quarters.append(rss_mb())
             out.update(rss_mb=quarters, peak_mb=rss_mb("VmHWM"), frames=0)
             return out
+        if kind == "decord-slow":
+            n = min(n, 400)
         order = [i for c in chunks(n, kind.endswith("backward")) for i in c]
         count = 0
         for frame in source.read(order):
             count += 1
+            if kind == "decord-slow":
+                time.sleep(0.05)  # a consumer (the model) at 20 frames/s
             if count % (n // 4) == 0:
                 quarters.append(rss_mb())
     elif kind == "opencv-forward":
@@ -118,7 +123,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=3000)
     ap.add_argument("--gop", type=int, default=50, help="keyframe interval of the test file (2 s at 25 fps)")
     ap.add_argument("--idle", type=float, default=5)
-    ap.add_argument("--kinds", default="decord-idle,decord-forward,opencv-forward,decord-backward,opencv-backward")
+    ap.add_argument("--kinds", default="decord-idle,decord-slow,decord-forward,opencv-forward,decord-backward,opencv-backward")
     ap.add_argument("--child", nargs=2, metavar=("KIND", "PATH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:

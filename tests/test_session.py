@@ -15,9 +15,9 @@ from PIL import Image
 from seggpt_core.errors import InputError
 from seggpt_core.model import PRESETS, SegGPT
 from seggpt_core.predictor import SegGPTPredictor
+from vos.config import PropagationConfig
 from vos.masks import read_label_png
 from vos.prompts import PromptBank, PromptFrame
-from vos.config import PropagationConfig
 from vos.session import VideoSession
 from vos.windows import object_window
 

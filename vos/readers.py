@@ -66,8 +66,11 @@ class _Failure:
 _END = object()
 
 
-def prefetch(items: Iterable[T], depth: int, *, name: str = "prefetch") -> Iterator[T]:
+def prefetch(items: Iterable[T], depth: int, *, name: str = "prefetch",
+             on_wait: Callable[[], None] | None = None) -> Iterator[T]:
     """Iterate ``items`` on a background thread, at most ``depth`` items ahead of the consumer.
+
+    ``on_wait`` is called on that thread each time it finds the queue full and starts waiting for the consumer.
 
     Exceptions from ``items`` re-raise in the consumer at the point they happened in the stream. When the consumer
     stops early (the returned generator is closed or collected), the producer stops at its next item and is joined, and
@@ -79,12 +82,15 @@ def prefetch(items: Iterable[T], depth: int, *, name: str = "prefetch") -> Itera
     stop = threading.Event()
 
     def put(item) -> bool:
+        waited = False
         while not stop.is_set():
             try:
                 slots.put(item, timeout=0.05)
                 return True
             except queue.Full:
-                continue
+                if on_wait is not None and not waited:
+                    on_wait()
+                waited = True
         return False
 
     def produce() -> None:
@@ -165,8 +171,9 @@ class VideoFileSource(FrameSource):
     with one ``get_batch`` call (consecutive runs decode without seeking; a backward run seeks once per chunk),
     ``prefetch`` chunks ahead on a background thread. Frame names are ``%05d`` of the index.
 
-    Memory: measured by ``scripts/bench_readers.py`` on a 3000-frame 480p H.264 file (figures in the README), decord's
-    resident memory plateaus while reading forwards or backwards in chunks and does not grow while the reader sits idle.
+    Memory: decord decodes ahead on its own thread after every read, without bound while the caller does something
+    else; the reader is therefore parked (``_park``) whenever the consumer falls behind (the prefetch queue is full)
+    and after every random access. Figures (``scripts/bench_readers.py``) are in the README.
     A file decord cannot open (or ``backend="opencv"``) falls back to ``OpenCVFileSource`` (sequential only).
     """
 
@@ -186,6 +193,7 @@ class VideoFileSource(FrameSource):
             raise InputError(f"{self.path}: cannot open as a video (no frames); re-encode it (e.g. ffmpeg -i IN -c:v "
                              "libx264 OUT.mp4) or give a frame folder")
         first = self._decode([0])[0]
+        self._park()
         self.size = first.shape[:2]
         fps = self._reader.get_avg_fps()
         self.fps = Fraction(fps).limit_denominator(1001) if fps > 0 else None
@@ -215,9 +223,18 @@ class VideoFileSource(FrameSource):
         by_index = {i: np.array(f) for i, f in zip(order, batch)}
         return [by_index[i] for i in indices]
 
+    def _park(self) -> None:
+        """Stop decord decoding ahead: after a read it keeps decoding on its own thread while the caller is busy
+        elsewhere, growing without bound (22 MB/s on 480p, ``scripts/bench_readers.py``); a seek to frame 0 stops it.
+        """
+        with self._lock:
+            self._reader.seek(0)
+
     def frame(self, index: int) -> np.ndarray:
         self._check_index(index)
-        return self._decode([index])[0]
+        rgb = self._decode([index])[0]
+        self._park()
+        return rgb
 
     def _chunks(self, indices: list[int]) -> Iterator[list[tuple[int, np.ndarray]]]:
         for start in range(0, len(indices), self.chunk_size):
@@ -228,9 +245,13 @@ class VideoFileSource(FrameSource):
         indices = list(indices)
         for index in indices:
             self._check_index(index)
-        for chunk in prefetch(self._chunks(indices), self.prefetch, name=f"decode:{self.name}"):
-            for index, rgb in chunk:
-                yield Frame(index, frame_name(index), rgb)
+        try:
+            for chunk in prefetch(self._chunks(indices), self.prefetch, name=f"decode:{self.name}",
+                                  on_wait=self._park):
+                for index, rgb in chunk:
+                    yield Frame(index, frame_name(index), rgb)
+        finally:
+            self._park()
 
 
 class OpenCVFileSource(FrameSource):
