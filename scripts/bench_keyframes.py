@@ -9,8 +9,9 @@
 3. Re-propagation: a session propagated from frame 0, corrected at 3/4 of the clip (ground truth mask), re-propagated,
    against a fresh session given both keyframes; interleaved, ``--repeats`` times; the results must be identical.
 
-    python scripts/bench_keyframes.py --choose-rule --videos 6
+    python scripts/bench_keyframes.py --choose-rule --videos 5 --threads 1
     python scripts/bench_keyframes.py
+    python scripts/bench_keyframes.py --repro-only --repro-frames 24 --repeats 1
 """
 
 from __future__ import annotations
@@ -92,9 +93,11 @@ def davis_mini(predictor, config: PropagationConfig, work: Path) -> None:
     score(predictor, DAVIS_MINI, work, config, "first+last", "both", "first + last frames, both")
 
 
-def repropagation(predictor, config: PropagationConfig, sequence: str, repeats: int) -> None:
-    frames = DAVIS_MINI / "JPEGImages" / "480p" / sequence
-    gt = sorted((DAVIS_MINI / "Annotations" / "480p" / sequence).glob("*.png"))
+def repropagation(predictor, config: PropagationConfig, sequence: str, repeats: int, limit: int | None) -> None:
+    from vos.readers import read_image
+
+    frames = [read_image(f) for f in sorted((DAVIS_MINI / "JPEGImages" / "480p" / sequence).glob("*.jpg"))[:limit]]
+    gt = sorted((DAVIS_MINI / "Annotations" / "480p" / sequence).glob("*.png"))[:limit]
     n = len(gt)
     k = 3 * n // 4
     first, corrected = read_label_png(gt[0])[0], read_label_png(gt[k])[0]
@@ -130,6 +133,8 @@ def main() -> None:
     ap.add_argument("--context", type=int, default=PropagationConfig().context)
     ap.add_argument("--sequence", default="dog", help="davis-mini sequence for the re-propagation timing")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repro-only", action="store_true", help="only the re-propagation timing")
+    ap.add_argument("--repro-frames", type=int, default=None, help="first N frames of the sequence (default all)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -141,8 +146,9 @@ def main() -> None:
         if args.choose_rule:
             choose_rule(predictor, config, args.videos, Path(tmp))
             return
-        davis_mini(predictor, config, Path(tmp))
-        repropagation(predictor, config, args.sequence, args.repeats)
+        if not args.repro_only:
+            davis_mini(predictor, config, Path(tmp))
+        repropagation(predictor, config, args.sequence, args.repeats, args.repro_frames)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ import itertools
 from collections.abc import Hashable, Iterable, Iterator, Mapping
 from contextlib import closing
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, NamedTuple
@@ -153,7 +154,8 @@ class VideoSession:
         return self.source.size
 
     @property
-    def fps(self):
+    def fps(self) -> Fraction | None:
+        """The container's exact frame rate (None for folders and unknown rates)."""
         return self.source.fps
 
     def frame(self, index: int) -> np.ndarray:
