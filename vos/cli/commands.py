@@ -8,7 +8,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import get_args
 
-from ..config import WINDOW_MARGIN, WINDOW_MIN_SIDE, Mode
+from ..config import Direction, Mode, WindowConfig
 
 #: Where ``propagate`` writes its masks when no output flag is given.
 DEFAULT_PROPAGATE_OUT = Path("seggpt-vos-out")
@@ -37,9 +37,9 @@ def add_propagation_args(parser: argparse.ArgumentParser) -> None:
                         "frames, one pass per object; windows: one pass per object in a window around where it was "
                         "last seen; auto (default): windows for low-resolution models such as the shipped one, "
                         "else joint")
-    g.add_argument("--window-margin", type=float, default=WINDOW_MARGIN,
+    g.add_argument("--window-margin", type=float, default=WindowConfig.margin,
                    help="windows mode: window side / the object's box side (default %(default)s)")
-    g.add_argument("--window-min", type=float, default=WINDOW_MIN_SIDE,
+    g.add_argument("--window-min", type=float, default=WindowConfig.min_side,
                    help="windows mode: smallest window side / the frame's short side (default %(default)s)")
     g.add_argument("--upsample", choices=("nearest", "bilinear"), default="nearest",
                    help="how labels return to the frame size (nearest = official)")
@@ -123,16 +123,9 @@ def load_predictor(args: argparse.Namespace):
 
 
 def propagation_config(args: argparse.Namespace):
-    from seggpt_core.errors import InputError
+    """The propagation settings of the command line (each config validates itself: a bad value is an InputError)."""
+    from ..config import PropagationConfig
 
-    from ..session import PropagationConfig
-    from ..windows import WindowConfig
-
-    if args.context < 0:
-        raise InputError(f"--context must be >= 0, got {args.context}")
-    if args.window_margin <= 0 or not 0 < args.window_min <= 1:
-        raise InputError(f"--window-margin must be > 0 and --window-min within (0, 1], got {args.window_margin} and "
-                         f"{args.window_min}")
     return PropagationConfig(context=args.context, mode=args.mode, upsample=args.upsample,
                              windows=WindowConfig(args.window_margin, args.window_min))
 
@@ -173,6 +166,23 @@ def run_segment(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------------------------------ propagate
+def keyframe_masks(args: argparse.Namespace) -> dict[int, str]:
+    """Frame index -> mask file from ``--masks`` (frame 0) and ``--mask-at FRAME PNG``; one mask per frame."""
+    from seggpt_core.errors import InputError
+
+    masks = {0: args.masks} if args.masks is not None else {}
+    for frame, path in args.mask_at or []:
+        try:
+            index = int(frame)
+        except ValueError:
+            raise InputError(f"{path}: --mask-at frame {frame!r} is not a frame index; give an integer, e.g. "
+                             f"--mask-at 40 {path}") from None
+        if index in masks:
+            raise InputError(f"{path}: frame {index} already has a mask ({masks[index]}); give one mask per frame")
+        masks[index] = path
+    return masks
+
+
 def run_propagate(args: argparse.Namespace) -> int:
     from ..pipeline import run_video
 
@@ -181,16 +191,14 @@ def run_propagate(args: argparse.Namespace) -> int:
         print(f"no output flag given: writing masks to {args.out}/<video name>/ (choose with --out DIR)")
     outputs = output_spec(args)
     tuned = load_tuned_prompt(args)
-    if args.masks is None and tuned is None:
+    if args.masks is None and not args.mask_at and tuned is None:
         from seggpt_core.errors import InputError
 
-        raise InputError("no example given; pass the first frame's mask (--masks PNG) or a tuned prompt "
-                         "(--tuned-prompt PT)")
-    masks = {0: args.masks} if args.masks is not None else {}
-    for frame, path in args.mask_at or []:
-        masks[int(frame)] = path
+        raise InputError("no example given; pass a mask (--masks PNG for frame 0, --mask-at FRAME PNG for any frame) "
+                         "or a tuned prompt (--tuned-prompt PT)")
+    masks = keyframe_masks(args)
     stats = run_video(load_predictor(args), args.input, masks, outputs, propagation_config(args), name=args.name,
-                      tuned=tuned, tuned_source=str(args.tuned_prompt))
+                      tuned=tuned, tuned_source=str(args.tuned_prompt), direction=args.direction)
     print(f"{stats.name}: {stats.frames} frames in {stats.seconds:.1f} s ({stats.fps:.2f} frames/s) -> "
           f"{', '.join(outputs.destinations(stats.name))}")
     return 0
@@ -259,9 +267,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("propagate", help="track objects through one video from their first-frame masks",
                               description="Propagate masks through a video file, a frame folder or a camera stream.")
     p.add_argument("input", help="video file (mp4, mkv, avi, webm, mov) or folder of frames")
-    p.add_argument("--masks", metavar="PNG", help="first-frame mask (palette or label PNG)")
+    p.add_argument("--masks", metavar="PNG", help="first-frame mask (palette or label PNG): --mask-at 0 PNG")
     p.add_argument("--mask-at", nargs=2, action="append", metavar=("FRAME", "PNG"),
-                   help="a mask for a later frame index: new objects start there, given objects are corrected")
+                   help="a keyframe mask at any frame index (repeat for several): objects are tracked from there; "
+                        "a mask that leaves tracked objects out keeps their prediction on that frame")
+    p.add_argument("--direction", choices=get_args(Direction), default="both",
+                   help="track after the keyframes (forward), before them (backward) or both (default); forward "
+                        "from a frame-0 mask is the DAVIS protocol")
     add_output_args(p)
     p.add_argument("--name", help="video name for output folders (default: from the input path)")
     add_tuned_prompt_arg(p, "a permanent example from frame 0, with --masks or instead of them")
