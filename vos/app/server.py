@@ -15,6 +15,7 @@ import shutil
 import tempfile
 import uuid
 from collections import OrderedDict
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -113,19 +114,21 @@ def create_app(predictor: SegGPTPredictor, settings: AppSettings) -> FastAPI:
     root = settings.root.resolve()
     if not root.is_dir():
         raise InputError(f"{settings.root}: --root must be an existing folder")
-    app = FastAPI(title="seggpt-vos", version="0.1.0",
-                  description="Track objects through videos with SegGPT: open a video, draw masks on keyframes, "
-                              "propagate, correct, export. Errors are JSON {\"detail\": \"one line\"}.")
     registry = SessionRegistry(lambda path: Clip(predictor, path, settings.propagation), settings.max_sessions)
     runner = JobRunner()
     uploads = Path(tempfile.mkdtemp(prefix="seggpt-vos-uploads-"))
     frames: OrderedDict[tuple[str, int], bytes] = OrderedDict()
-    app.state.registry, app.state.runner, app.state.settings = registry, runner, settings
 
-    @app.on_event("shutdown")
-    def shutdown() -> None:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
         runner.shutdown([s.job for s in registry.all() if s.job is not None])
         shutil.rmtree(uploads, ignore_errors=True)
+
+    app = FastAPI(title="seggpt-vos", version="0.1.0", lifespan=lifespan,
+                  description="Track objects through videos with SegGPT: open a video, draw masks on keyframes, "
+                              "propagate, correct, export. Errors are JSON {\"detail\": \"one line\"}.")
+    app.state.registry, app.state.runner, app.state.settings = registry, runner, settings
 
     # --- errors: one line of JSON each
     @app.exception_handler(ApiError)
