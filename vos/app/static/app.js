@@ -5,6 +5,7 @@ const $ = (id) => document.getElementById(id);
 const state = {
   session: null,      // GET /api/sessions/{id}
   index: 0,           // frame shown
+  wanted: 0,          // frame asked for last (steps add up before the frame arrives)
   labels: null,       // Uint8Array(H*W): object ids of the frame shown (what the server holds for it)
   maskSource: "empty",
   objectId: null,     // selected object
@@ -142,6 +143,7 @@ async function fetchLabels(index) {
 async function showFrame(index) {
   if (!state.session) return;
   index = Math.max(0, Math.min(state.session.num_frames - 1, index));
+  state.wanted = index;
   const token = ++state.showToken;
   const [image, mask] = await Promise.all([frameImage(index), fetchLabels(index)]);
   if (token !== state.showToken) return; // a later request won
@@ -210,7 +212,7 @@ function togglePlay() {
     if (busy) return; // drop a tick rather than queue frames
     busy = true;
     try {
-      const next = state.index + 1 < state.session.num_frames ? state.index + 1 : 0;
+      const next = state.wanted + 1 < state.session.num_frames ? state.wanted + 1 : 0;
       await showFrame(next);
     } catch (error) { say(error.message); stopPlaying(); } finally { busy = false; }
   }, 1000 / fps);
@@ -504,7 +506,7 @@ const download = guard(async () => {
 });
 
 // ---------------------------------------------------------------------------------------------------- wiring
-function step(delta) { stopPlaying(); guard(showFrame)(state.index + delta); }
+function step(delta) { stopPlaying(); guard(showFrame)(state.wanted + delta); }
 function setSize(value) {
   $("size").value = Math.max(2, Math.min(200, value));
   $("size-label").textContent = $("size").value;
