@@ -46,10 +46,10 @@ from seggpt_core.predictor import Prompt, SegGPTPredictor  # noqa: E402
 from seggpt_core.transforms import resize_labels  # noqa: E402
 from vos.datasets import VideoTask, list_davis  # noqa: E402
 from vos.runner import run_tasks  # noqa: E402
-from vos.session import Mode, PropagationConfig, VideoSession  # noqa: E402
+from vos.config import Mode, PropagationConfig, WindowConfig  # noqa: E402
+from vos.session import VideoSession  # noqa: E402
 from vos.training.synthetic import SyntheticVideo, SyntheticVideoConfig, write_davis_dataset  # noqa: E402
 from vos.training.samplers import TRAIN_SEED_LIMIT  # noqa: E402
-from vos.windows import WindowConfig  # noqa: E402
 
 DAVIS_MINI = Path(__file__).resolve().parents[2] / "shared" / "data" / "davis-mini"
 
