@@ -73,8 +73,8 @@ class RenameRequest(BaseModel):
 
 class PropagateRequest(BaseModel):
     direction: Literal["forward", "backward", "both"] = "both"
-    start: int | None = Field(None, alias="from", description="frame to start from (default: the keyframe edited "
-                                                              "last)")
+    start: int | None = Field(None, alias="from", description="a frame whose current mask becomes a keyframe to "
+                                                              "track from (default: the keyframe edited last)")
 
 
 class ExportRequest(BaseModel):
@@ -312,15 +312,16 @@ def create_app(predictor: SegGPTPredictor, settings: AppSettings) -> FastAPI:
     # --- propagation jobs
     @app.post("/api/sessions/{session_id}/propagate", status_code=202, tags=["jobs"])
     def propagate(session_id: str, body: PropagateRequest) -> dict:
-        """Start propagating from a keyframe (``from``, default the one edited last) in ``direction``. Returns the
-        job; follow it with GET .../jobs/{id} or the server-sent events of .../jobs/{id}/events."""
+        """Propagate the keyframes in ``direction``, recomputing only the frames they can change. ``from``: a frame
+        whose current mask (its result) becomes a keyframe first. Returns the job; follow it with GET .../jobs/{id}
+        or the server-sent events of .../jobs/{id}/events."""
         session = registry.get(session_id)
         clip = session.clip
         with session.lock:
             session.require_idle()
             start = clip.start_frame(body.start)
-            total = len(clip.plan(body.direction, start))
-            job = Job(session.id, lambda: clip.propagate(body.direction, start), total,
+            total = len(clip.plan(body.direction))
+            job = Job(session.id, lambda: clip.propagate(body.direction), total,
                       description={"direction": body.direction, "from": start})
             session.start_job(job)
         runner.submit(job)
