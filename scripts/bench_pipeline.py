@@ -6,7 +6,8 @@ the first frame's mask as a palette PNG; they are cached under ``--videos`` so r
 
 Speed (the paper's joint mode, one ``paint`` call per frame): on one video, in the same process and interleaved round
 by round,
-  * end to end: ``run_video`` on the mp4 writing palette PNGs (``--overlay``: and the H.264 overlay) -- decoding,
+  * end to end: ``run_video`` on the mp4 writing palette PNGs (``--overlay``: and the H.264 overlay;
+    ``--editor-outputs``: and per-object matte PNG sequences, a ProRes 4444 alpha .mov and EXR channels) -- decoding,
     resizing, the model, decoding the painting to ids and writing, timed around the whole call;
   * model only: the same number of ``predictor.paint`` calls with the same prompt-batch sizes as the session (frame 0
     is the annotation, frame t >= 1 sees it plus the last min(t - 1, context) predictions), on tensors prepared
@@ -26,6 +27,7 @@ one's. Memory is about bounded buffers, not model size, so a small model is fine
                                                                       # its architecture freshly initialised
     python scripts/bench_pipeline.py --device cuda --frames 300       # GPU: pinned host buffers, async copies
     python scripts/bench_pipeline.py --skip-memory --profile 25       # + where the main thread's time goes (cProfile)
+    python scripts/bench_pipeline.py --skip-memory --editor-outputs   # + mattes, ProRes 4444 .mov and EXR
 """
 
 from __future__ import annotations
@@ -191,10 +193,22 @@ class PaintTimer:
         del self.predictor.paint  # the instance attribute; the method shows again
 
 
-def end_to_end_seconds(predictor: SegGPTPredictor, video: TestVideo, out: Path, config: PropagationConfig,
-                       overlay: bool, profile: cProfile.Profile | None = None) -> float:
+def output_spec(args: argparse.Namespace, out: Path) -> OutputSpec:
+    """The outputs asked for: palette PNGs always, the overlay and the editor outputs on request."""
+    editor = args.editor_outputs
+    return OutputSpec(masks=out / "masks", overlay=out / "overlay.mp4" if args.overlay else None,
+                      alpha=out / "alpha" if editor else None, alpha_video=out / "mattes.mov" if editor else None,
+                      exr=out / "exr" if editor else None)
+
+
+def describe_outputs(args: argparse.Namespace) -> str:
+    return ("palette PNGs" + (" + H.264 overlay" if args.overlay else "")
+            + (" + per-object matte PNGs + ProRes 4444 alpha .mov + EXR channels" if args.editor_outputs else ""))
+
+
+def end_to_end_seconds(predictor: SegGPTPredictor, video: TestVideo, outputs: OutputSpec, config: PropagationConfig,
+                       profile: cProfile.Profile | None = None) -> float:
     """Wall time of ``run_video`` on the mp4, from opening the file to the last output written."""
-    outputs = OutputSpec(masks=out / "masks", overlay=out / "overlay.mp4" if overlay else None)
     start = time.perf_counter()
     if profile is not None:
         profile.enable()
@@ -218,7 +232,7 @@ def bench_speed(args: argparse.Namespace, video: TestVideo) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as out:
         for r in range(args.rounds):
             with PaintTimer(predictor) as in_e2e:
-                e2e = end_to_end_seconds(predictor, video, Path(out) / f"round{r}", config, args.overlay,
+                e2e = end_to_end_seconds(predictor, video, output_spec(args, Path(out) / f"round{r}"), config,
                                          profile if r == args.rounds - 1 else None)
             with torch.inference_mode():
                 model = model_only_seconds(predictor, inputs, args.context)
@@ -229,7 +243,7 @@ def bench_speed(args: argparse.Namespace, video: TestVideo) -> dict:
         text = io.StringIO()
         pstats.Stats(profile, stream=text).sort_stats("tottime").print_stats(args.profile)
         print(f"\nmain thread of the last end-to-end run, top {args.profile} by own time:\n{text.getvalue()}")
-    return {"model": description, "frames": video.frames, "context": args.context, "overlay": args.overlay,
+    return {"model": description, "frames": video.frames, "context": args.context, "outputs": describe_outputs(args),
             **{k: statistics.median(r[k] for r in rounds) for k in rounds[0]},
             "rounds": rounds}
 
@@ -252,7 +266,7 @@ def memory_child(args: argparse.Namespace) -> None:
     before = rss_kib("VmRSS")
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-mem-") as out:
         config = PropagationConfig(context=args.context, mode="joint")
-        seconds = end_to_end_seconds(predictor, video, Path(out), config, args.overlay)
+        seconds = end_to_end_seconds(predictor, video, output_spec(args, Path(out)), config)
     print(json.dumps({"model": model, "frames": video.frames, "seconds": seconds, "rss_before_mib": before / 1024,
                       "peak_mib": rss_kib("VmHWM") / 1024}))
 
@@ -268,6 +282,7 @@ def bench_memory(args: argparse.Namespace, videos: list[TestVideo]) -> list[dict
             if value is not None:
                 command += [flag, str(value)]
         command += ["--overlay"] if args.overlay else []
+        command += ["--editor-outputs"] if args.editor_outputs else []
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode:
             raise RuntimeError(f"memory run on {video.mp4} failed:\n{result.stderr}")
@@ -294,6 +309,8 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=100, help="length of the speed video")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved end-to-end / model-only rounds")
     ap.add_argument("--overlay", action="store_true", help="also write the H.264 overlay video")
+    ap.add_argument("--editor-outputs", action="store_true",
+                    help="also write per-object matte PNG sequences, a ProRes 4444 alpha .mov and EXR channels")
     ap.add_argument("--memory-frames", type=int, nargs=2, default=(300, 3000), metavar=("SHORT", "LONG"))
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-memory", action="store_true")
@@ -322,7 +339,7 @@ def main() -> None:
 
     print()
     if speed is not None:
-        outputs = "palette PNGs" + (" + H.264 overlay" if speed["overlay"] else "")
+        outputs = speed["outputs"]
         print(f"Speed: {speed['frames']} frames of 854x480 H.264, context {speed['context']}, writing {outputs}; "
               f"model {speed['model']}; each column the median of {len(speed['rounds'])} interleaved rounds "
               "(ratio: min-max over rounds in brackets).\n")
@@ -334,7 +351,8 @@ def main() -> None:
               f"({min(ratios):.2f}-{max(ratios):.2f}) | {speed['model_share']:.3f} | {speed['paint_slowdown']:.3f} |\n")
     if memory is not None:
         short, long = memory
-        print(f"Memory: peak RSS of one process running the pipeline on an 854x480 H.264 video, writing palette PNGs; "
+        print(f"Memory: peak RSS of one process running the pipeline on an 854x480 H.264 video, writing "
+              f"{describe_outputs(args)}; "
               f"model {short['model']}.\n")
         print("| frames | seconds | RSS before the run (MiB) | peak RSS (MiB) |")
         print("|---|---|---|---|")

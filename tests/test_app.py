@@ -251,27 +251,40 @@ def test_objects_add_rename_remove_and_rle_masks(client, ground_truth):
     check_error(client.delete(f"/api/sessions/{sid}/objects/7"), 404)
 
 
-def test_exports_to_a_folder_and_as_a_download(client, root, ground_truth, gt_png):
+def test_exports_to_a_folder_and_as_a_download(client, root, gt_png):
     sid = open_session(client)["id"]
     put_png(client, sid, 0, gt_png(0))
     client.patch(f"/api/sessions/{sid}/objects/1", json={"name": "dog"})
     run_job(client, sid, direction="forward")
     served = masks(client, sid, range(N))
+    formats = client.get("/api/info").json()["formats"]
+    assert {"alpha-png", "cutout-png", "prores-mov", "vp9-webm", "ffv1-mkv", "exr", "palette-png"} <= set(formats)
 
-    result = client.post(f"/api/sessions/{sid}/exports", json={"format": "palette-png", "folder": "out/png"}).json()
+    def export(fmt, folder=None, **options):
+        return client.post(f"/api/sessions/{sid}/exports", json={"format": fmt, "folder": folder,
+                                                                 "options": options})
+
+    result = export("palette-png", "out/png").json()
     assert result["folder"] == "out/png"
     for i in range(N):
         np.testing.assert_array_equal(np.array(Image.open(root / "out" / "png" / SEQ / f"{i:05d}.png")), served[i])
     meta = json.loads((root / "out" / "png" / f"{SEQ}.objects.json").read_text())
     assert meta["objects"][0]["name"] == "dog" and meta["frames"] == N
 
-    client.post(f"/api/sessions/{sid}/exports", json={"format": "alpha-png", "folder": "out/alpha"})
+    result = export("alpha-png", "out/alpha", start_number=1001, fps="30000/1001").json()
+    folder = root / "out" / "alpha" / SEQ / "object_1"
+    assert sorted(p.name for p in folder.glob("*.png")) == [f"{SEQ}_object_1.{1001 + i:04d}.png" for i in range(N)]
     for i in (0, N - 1):
-        matte = np.array(Image.open(root / "out" / "alpha" / SEQ / "1" / f"{i:05d}.png"))
+        matte = np.array(Image.open(folder / f"{SEQ}_object_1.{1001 + i:04d}.png"))
         assert matte.dtype == np.uint8 and set(np.unique(matte)) <= {0, 255}
         np.testing.assert_array_equal(matte > 0, served[i] == 1)
+    sidecar = json.loads(next(folder.glob("*.json")).read_text())
+    assert (sidecar["fps"], sidecar["start_number"], sidecar["objects"][0]["name"]) == ("30000/1001", 1001, "dog")
+    detail = check_error(export("alpha-png", "out/alpha"), 400)  # a second export does not silently overwrite
+    assert "overwrite" in detail and str(root) not in detail
+    assert export("alpha-png", "out/alpha", overwrite=True).status_code == 200
 
-    response = client.post(f"/api/sessions/{sid}/exports", json={"format": "overlay-mp4"})
+    response = export("overlay-mp4")
     assert response.status_code == 200 and response.headers["content-type"] == "application/zip"
     with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
         assert set(archive.namelist()) == {f"{SEQ}.mp4", f"{SEQ}.objects.json"}
@@ -281,6 +294,23 @@ def test_exports_to_a_folder_and_as_a_download(client, root, ground_truth, gt_pn
 
     reader = decord.VideoReader(str(video))
     assert len(reader) == N and reader[0].shape == (480, 854, 3)
+
+    response = export("prores-mov")
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        (root.parent / "export-check.mov").write_bytes(archive.read(f"{SEQ}.mov"))
+    import imageio_ffmpeg
+
+    frames = imageio_ffmpeg.read_frames(str(root.parent / "export-check.mov"), pix_fmt="rgba")
+    meta = next(frames)
+    alphas = [np.frombuffer(f, np.uint8).reshape(480, 854, 4)[..., 3] for f in frames]
+    assert meta["codec"].startswith("prores") and len(alphas) == N
+    assert ((alphas[N - 1] > 127) == (served[N - 1] == 1)).mean() > 0.99
+
+    check_error(export("gif", "x"), 422)
+    check_error(export("alpha-png", "out/y", bogus=1), 400)
+    check_error(export("alpha-png", "out/y", grow="a"), 400)
+    assert "feather" in check_error(export("palette-png", "out/y", feather=2), 400)
+    check_error(export("palette-png", "../y"), 400)
     assert not any(p.name.startswith(".") for p in (root / "out").rglob("*")), "temp files left behind"
 
 
@@ -328,8 +358,6 @@ def test_bad_input_is_a_one_line_4xx(client, predictor, root, tmp_path, gt_png):
     check_error(client.post(f"/api/sessions/{sid}/propagate", json={"direction": "sideways"}), 422)
     put_png(client, sid, 0, gt_png(0))
     check_error(client.post(f"/api/sessions/{sid}/propagate", json={"from": 99}), 400)
-    check_error(client.post(f"/api/sessions/{sid}/exports", json={"format": "gif", "folder": "x"}), 422)
-    check_error(client.post(f"/api/sessions/{sid}/exports", json={"format": "palette-png", "folder": "../x"}), 400)
     check_error(client.get(f"/api/sessions/{sid}/jobs/j999999"), 404)
 
     job = client.post(f"/api/sessions/{sid}/propagate", json={"direction": "forward"}).json()

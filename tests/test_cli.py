@@ -54,7 +54,7 @@ def test_propagate_writes_every_output(shared_data, tiny_checkpoint, tmp_path, c
     assert Image.open(tmp_path / "masks/dog/00003.png").getpalette()[:6] == \
         Image.open(root / "Annotations/480p/dog/00000.png").getpalette()[:6]  # the input palette is kept
     assert (tmp_path / "overlay.mp4").stat().st_size > 1000
-    assert (tmp_path / "alpha/dog/1/00000.png").is_file()
+    assert (tmp_path / "alpha/dog/object_1/dog_object_1.0000.png").is_file()
     assert len(json.loads((tmp_path / "dog.json").read_text())["images"]) == 5
     assert "5 frames" in capsys.readouterr().out
 

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from vos.masks import davis_palette, read_label_png
-from vos.writers import (AlphaMatteWriter, AsyncWriter, CocoRleWriter, NumpyWriter, OverlayVideoWriter,
+from vos.writers import (AsyncWriter, CocoRleWriter, NumpyWriter, OverlayVideoWriter,
                          PalettePngWriter, atomic_write, completed_frames, rle_decode, rle_encode, rle_from_string,
                          rle_to_string, temp_path)
 
@@ -130,21 +130,6 @@ def test_numpy_writer_round_trip(tmp_path):
         assert got.dtype == np.uint8
         np.testing.assert_array_equal(got, labels)
     assert completed_frames(tmp_path / "npy", ".npy") == {f"f{i}" for i in range(6)}
-
-
-def test_alpha_mattes_per_object_with_backfill(tmp_path):
-    frames = label_frames()
-    with AsyncWriter([AlphaMatteWriter(tmp_path, object_ids=[2, 77])]) as writer:
-        for i, labels in enumerate(frames):
-            writer.put(i, f"{i:05d}", labels)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["2", "40", "77", "9"]
-    for object_id in (2, 9, 40, 77):
-        assert completed_frames(tmp_path / str(object_id)) == {f"{i:05d}" for i in range(6)}
-        for i, labels in enumerate(frames):
-            with Image.open(tmp_path / str(object_id) / f"{i:05d}.png") as im:
-                assert im.mode == "L"
-                matte = np.array(im)
-            np.testing.assert_array_equal(matte, np.where(labels == object_id, 255, 0))
 
 
 # --- whole-video formats ----------------------------------------------------------------------------------------------

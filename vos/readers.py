@@ -42,6 +42,26 @@ class Frame(NamedTuple):
     rgb: np.ndarray
 
 
+def exact_fps(rate: Fraction | float | None) -> Fraction | None:
+    """The exact frame rate behind a container's rate read as a float (OpenCV, decord): None when unknown (<= 0).
+
+    Rates are fractions with small denominators (25, 24000/1001, 25/2): the closest fraction with a denominator up
+    to 1001 recovers them from the float. Matroska/WebM store durations in milliseconds, so their 60000/1001 reads
+    as 59.940063; rates within 10 ppm of an NTSC rate (k * 1000/1001) or an integer rate are snapped to it (so a
+    rate stored as 2997/100 also becomes 30000/1001, the rate editors mean by 29.97).
+    """
+    if rate is None or not rate > 0:
+        return None
+    if isinstance(rate, Fraction):
+        return rate
+    fps = Fraction(rate).limit_denominator(1001)
+    if fps.denominator not in (1, 1001):
+        for standard in (Fraction(round(rate)), Fraction(round(rate * 1.001) * 1000, 1001)):
+            if standard > 0 and abs(rate / standard - 1) < 1e-5:
+                return standard
+    return fps
+
+
 def frame_name(index: int) -> str:
     """Output name of frame ``index`` when the input has no names of its own (video files, live streams)."""
     return f"{index:05d}"
@@ -119,7 +139,7 @@ class FrameSource:
 
     Attributes: ``name`` (the video's name, used for output folders), ``size`` ((H, W), None for a live stream until
     its first frame), ``num_frames`` (None for a live stream or a video whose header has no count), ``fps`` (the exact
-    rate as a ``Fraction``, None when unknown).
+    rate as a ``Fraction``, None when unknown; see ``exact_fps``).
     ``len(source)`` works when ``num_frames`` is known and raises TypeError otherwise, like any iterator.
 
     Random access (``seekable``: files and folders): ``frame(i)`` and ``read(indices)`` in any order, e.g. backwards.
@@ -185,7 +205,7 @@ class VideoFileSource(FrameSource):
         first = self._decode([0])[0]
         self.size = first.shape[:2]
         fps = self._reader.get_avg_fps()
-        self.fps = Fraction(fps).limit_denominator(1001) if fps > 0 else None
+        self.fps = exact_fps(fps)
 
     def _open(self):
         import decord
@@ -256,7 +276,7 @@ class OpenCVFileSource(FrameSource):
                              "re-encode it (e.g. ffmpeg -i IN -c:v libx264 OUT.mp4) or give a frame folder")
         self.num_frames = count if count > 0 else None
         self.size = first.shape[:2]
-        self.fps = Fraction(fps).limit_denominator(1001) if fps > 0 else None
+        self.fps = exact_fps(fps)
 
     def _open(self):
         import cv2
@@ -404,14 +424,13 @@ class IteratorSource(FrameSource):
             if fps is None:
                 import cv2
 
-                rate = float(frames.get(cv2.CAP_PROP_FPS))
-                fps = Fraction(rate).limit_denominator(1001) if rate > 0 else None
+                fps = float(frames.get(cv2.CAP_PROP_FPS))
         else:
             self._frames = frames
             if hasattr(frames, "__len__"):
                 self.num_frames = len(frames)
             self.seekable = isinstance(frames, Sequence)  # frames in memory (a list): random access
-        self.fps = Fraction(fps).limit_denominator(1001) if fps else None
+        self.fps = exact_fps(fps)
 
     def _checked(self, index: int, frame) -> np.ndarray:
         if isinstance(frame, Image.Image):

@@ -9,6 +9,10 @@ crash or kill never leaves a half-written output under its final name (this guar
 against power loss: nothing is fsynced). Per-frame files that were finished before an error or interruption stay;
 whole-video files (overlay mp4, COCO JSON) appear only when the video completes. ``completed_frames`` lists what a
 folder already holds so runners can resume.
+
+The label formats live here; the formats editors import live in their own modules: numbered matte and cut-out PNG
+sequences (``vos.sequences``), alpha video (``vos.alpha_video``), EXR channels (``vos.exr``), all drawing their mattes
+through ``vos.mattes``.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import queue
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from fractions import Fraction
 from pathlib import Path
 from typing import Protocol
 
@@ -40,16 +45,28 @@ def temp_path(path: Path) -> Path:
     return path.with_name(f".{path.stem}{_TEMP_TAG}{uuid.uuid4().hex[:8]}{path.suffix}")
 
 
-def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
-    """Run ``write(file)`` on a temp file beside ``path``, then move it to ``path``; on failure remove the temp."""
+def atomic_file(path: Path, write: Callable[[Path], None]) -> None:
+    """Run ``write(temp path)`` for a temp file beside ``path``, then move it to ``path``; on failure remove the temp.
+
+    For libraries that write to a file name themselves (OpenEXR); ``atomic_write`` hands over an open file instead.
+    """
     tmp = temp_path(path)
     try:
-        with open(tmp, "wb") as f:
-            write(f)
+        write(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
+    """Run ``write(file)`` on a temp file beside ``path``, then move it to ``path``; on failure remove the temp."""
+
+    def write_file(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            write(f)
+
+    atomic_file(path, write_file)
 
 
 def remove_stale_temps(folder: Path, suffix: str, stem: str | None = None) -> None:
@@ -143,54 +160,10 @@ class NumpyWriter:
         pass
 
 
-class AlphaMatteWriter:
-    """``out_dir/<object id>/<name>.png``: one 0/255 greyscale matte sequence per object, for video editing tools.
-
-    Every object gets a matte for every frame: ``object_ids`` known up front get one from the first frame, and an id
-    first seen later gets all-black mattes back-filled for the frames before it.
-    """
-
-    needs_frame = False
-
-    def __init__(self, out_dir: str | Path, *, object_ids: Iterable[int] = (), compress_level: int = 1):
-        self.out_dir = Path(out_dir)
-        self.compress_level = compress_level
-        self.object_ids: list[int] = []
-        self._names: list[str] = []
-        self._size: tuple[int, int] | None = None
-        self._pending = sorted(set(int(i) for i in object_ids))
-
-    def _write_matte(self, object_id: int, name: str, matte: np.ndarray) -> None:
-        image = Image.fromarray(matte)
-        atomic_write(self.out_dir / str(object_id) / f"{name}.png", _png_bytes_writer(image, self.compress_level))
-
-    def _start_object(self, object_id: int) -> None:
-        folder = self.out_dir / str(object_id)
-        folder.mkdir(parents=True, exist_ok=True)
-        remove_stale_temps(folder, ".png")
-        empty = np.zeros(self._size, np.uint8)
-        for name in self._names:
-            self._write_matte(object_id, name, empty)
-        self.object_ids.append(object_id)
-
-    def write(self, index: int, name: str, labels: np.ndarray, frame: np.ndarray | None) -> None:
-        self._size = labels.shape
-        for object_id in sorted(set(self._pending) | set(object_ids_in(labels))):
-            if object_id not in self.object_ids:
-                self._start_object(object_id)
-        self._pending = []
-        for object_id in self.object_ids:
-            self._write_matte(object_id, name, (labels == object_id).view(np.uint8) * np.uint8(255))
-        self._names.append(name)
-
-    def close(self, complete: bool = True) -> None:
-        pass
-
-
 class OverlayVideoWriter:
     """An H.264 mp4 (libx264, yuv420p) of the frames with each object's colour blended in at ``alpha``.
 
-    ``quality`` is imageio-ffmpeg's 0..10 scale (7 = CRF 15); x264's ``preset`` trades file size for encoding time
+    ``fps``: a ``Fraction`` keeps rates such as 30000/1001 exact. ``quality`` is imageio-ffmpeg's 0..10 scale (7 = CRF 15); x264's ``preset`` trades file size for encoding time
     (veryfast costs about half of the default medium).
 
     Odd frame sizes are padded by one edge pixel (yuv420p needs even sizes). The video is encoded to a temp file and
@@ -199,7 +172,7 @@ class OverlayVideoWriter:
 
     needs_frame = True
 
-    def __init__(self, path: str | Path, *, fps: float = 24.0, palette: np.ndarray | None = None, alpha: float = 0.5,
+    def __init__(self, path: str | Path, *, fps: Fraction | float = 24, palette: np.ndarray | None = None, alpha: float = 0.5,
                  quality: float = 7.0, preset: str = "veryfast"):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -378,14 +351,19 @@ class CocoRleWriter:
 class AsyncWriter:
     """Feeds frames to output formats on one background thread through a queue of ``queue_size`` frames.
 
+    ``cleanup`` (a ``vos.mattes.MatteCleanup``, or any (H, W) uint8 ids -> ids function) runs on the labels on this
+    thread before every format sees them.
+
     ``put`` blocks only when the queue is full. An error in a format stops all writing and is re-raised by the next
     ``put`` or by ``close``. ``close()`` writes everything queued and finishes the formats; used as a context manager,
     an exception in the body still writes the queued frames but discards whole-video outputs. The caller must not
     modify arrays after passing them to ``put``.
     """
 
-    def __init__(self, formats: Sequence[FrameWriter], *, queue_size: int = 8):
+    def __init__(self, formats: Sequence[FrameWriter], *, queue_size: int = 8,
+                 cleanup: Callable[[np.ndarray], np.ndarray] | None = None):
         self.formats = list(formats)
+        self.cleanup = cleanup
         self._needs_frame = any(f.needs_frame for f in self.formats)
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._error: BaseException | None = None
@@ -402,6 +380,8 @@ class AsyncWriter:
                 continue  # keep draining so that put() never blocks on a dead writer
             index, name, labels, frame = item
             try:
+                if self.cleanup is not None:
+                    labels = self.cleanup(labels)
                 for fmt in self.formats:
                     fmt.write(index, name, labels, frame if fmt.needs_frame else None)
             except BaseException as error:  # noqa: BLE001 - re-raised in the caller

@@ -7,13 +7,18 @@ exports. Nothing else in ``vos.app`` calls into ``vos.session``, ``vos.writers``
 Session calls made here (SESSION_CONTRACT.md): ``VideoSession(predictor, path, config)``, ``.name``, ``.num_frames``,
 ``.frame_size``, ``.fps``, ``.frame(i)``, ``.source.frame_name(i)``, ``.source.read(indices)``,
 ``.add_mask(k, labels, replace=True)``, ``.remove_object(id)``, ``.keyframes``, ``.objects``, ``.plan(direction)``,
-``.propagate(direction)`` (closed early on Stop) and ``.result(i)``.
+``.propagate(direction)`` (closed early on Stop) and ``.result(i)``. Export calls (issue 13): ``OutputSpec(<format
+field>=folder, start_number=, fps=, alpha_combined=, alpha_video_content=, overwrite=, cleanup=MatteCleanup(...),
+object_names=)`` then ``spec.open(video, palette, fps, object_ids)`` and ``writer.put(index, name, labels, rgb)`` in
+index order.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
+from fractions import Fraction
 from pathlib import Path
 from typing import Mapping
 
@@ -24,23 +29,44 @@ from seggpt_core.predictor import SegGPTPredictor
 
 from ..config import Direction, PropagationConfig, check_direction
 from ..masks import davis_palette, load_mask, read_label_png
+from ..mattes import MatteCleanup
 from ..pipeline import OutputSpec
 from ..session import VideoSession
-from ..writers import AsyncWriter, atomic_write, rle_decode, rle_from_string
+from ..writers import atomic_write, rle_decode, rle_from_string
 
 DIRECTIONS: tuple[Direction, ...] = ("forward", "backward", "both")
 
-#: Export formats: name -> (what it writes, the OutputSpec writing it into a folder for a video named ``video``).
-EXPORT_FORMATS = {
-    "palette-png": ("palette PNGs of object ids: <video>/<frame>.png",
-                    lambda folder, video: OutputSpec(masks=folder)),
-    "alpha-png": ("one 0/255 matte sequence per object: <video>/<id>/<frame>.png",
-                  lambda folder, video: OutputSpec(alpha=folder)),
-    "overlay-mp4": ("H.264 video with the masks blended in: <video>.mp4",
-                    lambda folder, video: OutputSpec(overlay=folder / f"{video}.mp4")),
-    "coco-rle": ("COCO run-length-encoded masks of the whole video: <video>.json",
-                 lambda folder, video: OutputSpec(rle=folder / f"{video}.json")),
+#: Export formats: name -> (what it writes, the ``OutputSpec`` fields that write it into a folder for a video).
+EXPORT_FORMATS: dict[str, tuple[str, Callable[[Path, str], dict]]] = {
+    "alpha-png": ("8-bit matte PNG sequence per object (white = object) + sidecar JSON",
+                  lambda folder, video: {"alpha": folder}),
+    "cutout-png": ("RGBA PNG sequence per object, straight alpha + sidecar JSON",
+                   lambda folder, video: {"cutout": folder}),
+    "prores-mov": ("ProRes 4444 .mov with alpha, all objects (Resolve, Premiere, After Effects, Final Cut)",
+                   lambda folder, video: {"alpha_video": folder / f"{video}.mov"}),
+    "vp9-webm": ("VP9 .webm with alpha, all objects (browsers, Kdenlive, Shotcut)",
+                 lambda folder, video: {"alpha_video": folder / f"{video}.webm"}),
+    "ffv1-mkv": ("FFV1 lossless .mkv matte, all objects (archiving, Kdenlive, Blender)",
+                 lambda folder, video: {"alpha_video": folder / f"{video}.mkv"}),
+    "exr": ("one EXR per frame, half-float channel per object (Nuke, Fusion, Blender, After Effects)",
+            lambda folder, video: {"exr": folder}),
+    "palette-png": ("palette PNGs of object ids, DAVIS layout <video>/<frame>.png",
+                    lambda folder, video: {"masks": folder}),
+    "overlay-mp4": ("H.264 preview with the masks blended in", lambda folder, video: {"overlay": folder / f"{video}.mp4"}),
+    "coco-rle": ("COCO run-length-encoded masks of the whole video (JSON)",
+                 lambda folder, video: {"rle": folder / f"{video}.json"}),
 }
+
+#: Export options (the request's ``options``) -> how each becomes an ``OutputSpec`` field.
+EXPORT_OPTIONS: dict[str, Callable[[object], tuple[str, object]]] = {
+    "start_number": lambda v: ("start_number", int(v)),  # 0, 1 or 1001: file number of frame 0
+    "fps": lambda v: ("fps", Fraction(str(v))),  # rate of frame folders, e.g. "24" or "30000/1001"
+    "alpha_combined": lambda v: ("alpha_combined", bool(v)),  # also an all-objects sequence
+    "content": lambda v: ("alpha_video_content", str(v)),  # alpha videos: "matte" or "cutout"
+    "overwrite": lambda v: ("overwrite", bool(v)),  # replace existing sequences / alpha video
+}
+#: Clean-up options, fields of ``MatteCleanup`` (pixels).
+CLEANUP_OPTIONS = ("fill_holes", "min_area", "grow", "feather")
 
 PALETTE = davis_palette()  #: object id -> RGB colour, in the page and in the exports
 
@@ -166,29 +192,47 @@ class Clip:
             stream.close()
 
     # --- exports
-    def export(self, fmt: str, folder: Path, names: Mapping[int, str]) -> list[Path]:
+    def export(self, fmt: str, folder: Path, names: Mapping[int, str], options: Mapping[str, object]) -> list[Path]:
         """Write every frame (keyframe, else result, else empty) in format ``fmt`` into ``folder``, plus
-        ``<video>.objects.json`` (ids, names, colours, frame rate). Each file is written atomically."""
-        if fmt not in EXPORT_FORMATS:
-            raise InputError(f"export format {fmt!r} is not one of {', '.join(EXPORT_FORMATS)}")
-        folder.mkdir(parents=True, exist_ok=True)
-        spec = EXPORT_FORMATS[fmt][1](folder, self.name)
-        formats = spec.writers(self.name, PALETTE, self.fps)
+        ``<video>.objects.json`` (ids, names, colours, frame rate); returns the files in ``folder``. Each file is
+        written atomically (whole-video files appear when complete)."""
+        try:
+            spec = self.output_spec(fmt, folder, names, options)
+            folder.mkdir(parents=True, exist_ok=True)
+            writer = spec.open(self.name, PALETTE, self.fps, self.objects)
+        except InputError as error:  # the writers name the command line's flags; say the API's option names
+            raise InputError(re.sub(r"--([a-z-]+)", lambda m: m.group(1).replace("-", "_"), str(error))) from None
         source = self.session.source
-        with AsyncWriter(formats) as writer:
-            if any(f.needs_frame for f in formats):
+        with writer:
+            if spec.overlay is not None or spec.cutout is not None or spec.alpha_video is not None:
                 for frame in source.read(range(self.num_frames)):
                     writer.put(frame.index, frame.name, self.labels(frame.index), frame.rgb)
             else:
                 for index in range(self.num_frames):
                     writer.put(index, source.frame_name(index), self.labels(index))
         meta = {"video": self.name, "frames": self.num_frames, "fps": str(self.fps) if self.fps else None,
-                "first_frame_name": source.frame_name(0),
                 "objects": [{"id": i, "name": names.get(i, f"object {i}"), "colour": PALETTE[i].tolist()}
                             for i in sorted(set(self.objects) | set(names))]}
-        sidecar = folder / f"{self.name}.objects.json"
-        atomic_write(sidecar, lambda f: f.write(json.dumps(meta, indent=1).encode()))
+        atomic_write(folder / f"{self.name}.objects.json", lambda f: f.write(json.dumps(meta, indent=1).encode()))
         return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+    def output_spec(self, fmt: str, folder: Path, names: Mapping[int, str],
+                    options: Mapping[str, object]) -> OutputSpec:
+        """The ``OutputSpec`` of an export request; an unknown format or option, or a bad value, is an
+        ``InputError``."""
+        if fmt not in EXPORT_FORMATS:
+            raise InputError(f"export format {fmt!r} is not one of {', '.join(EXPORT_FORMATS)}")
+        unknown = sorted(set(options) - set(EXPORT_OPTIONS) - set(CLEANUP_OPTIONS))
+        if unknown:
+            raise InputError(f"unknown export option(s) {', '.join(unknown)}; use "
+                             f"{', '.join([*EXPORT_OPTIONS, *CLEANUP_OPTIONS])}")
+        try:
+            fields = dict(EXPORT_OPTIONS[k](v) for k, v in options.items() if k in EXPORT_OPTIONS)
+            cleanup = MatteCleanup(**{k: int(v) for k, v in options.items() if k in CLEANUP_OPTIONS})
+        except (TypeError, ValueError, ZeroDivisionError) as error:
+            raise InputError(f"bad export option value: {' '.join(str(error).split())}") from None
+        return OutputSpec(**EXPORT_FORMATS[fmt][1](folder, self.name), **fields, cleanup=cleanup,
+                          object_names=dict(names))
 
 
 def decode_mask_png(path: Path, *, source: str) -> np.ndarray:

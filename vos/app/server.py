@@ -11,6 +11,7 @@ import gzip
 import io
 import json
 import logging
+import os
 import shutil
 import tempfile
 import uuid
@@ -34,7 +35,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from seggpt_core.errors import InputError
 from seggpt_core.predictor import SegGPTPredictor
 
-from .engine import DIRECTIONS, EXPORT_FORMATS, PALETTE, Clip, PropagationConfig, decode_mask_png, decode_mask_rle
+from .engine import (CLEANUP_OPTIONS, DIRECTIONS, EXPORT_FORMATS, EXPORT_OPTIONS, PALETTE, Clip, PropagationConfig,
+                     decode_mask_png, decode_mask_rle)
 from .errors import ApiError
 from .jobs import Job, JobRunner
 from .paths import VIDEO_SUFFIXES, list_videos, resolve_inside
@@ -81,7 +83,10 @@ class ExportRequest(BaseModel):
     format: str = Field(description="one of GET /api/info 'formats'")
     folder: str | None = Field(None, description="a folder relative to the app's root to write into; without it the "
                                                   "export is returned as a zip download")
-    options: dict = Field(default_factory=dict, description="format options (none yet)")
+    options: dict = Field(default_factory=dict, description="start_number (0, 1, 1001), fps (for frame folders, "
+                                                             "e.g. '30000/1001'), alpha_combined, content ('matte' or "
+                                                             "'cutout', alpha videos), overwrite; clean-up in pixels: "
+                                                             "fill_holes, min_area, grow, feather")
 
 
 def one_line(text: str) -> str:
@@ -137,7 +142,8 @@ def create_app(predictor: SegGPTPredictor, settings: AppSettings) -> FastAPI:
 
     @app.exception_handler(InputError)
     async def input_error(request: Request, error: InputError):
-        return JSONResponse({"detail": one_line(error)}, status_code=400)
+        """400; paths inside the root are given relative to it (the server's folders stay private)."""
+        return JSONResponse({"detail": one_line(str(error).replace(f"{root}{os.sep}", ""))}, status_code=400)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError):
@@ -165,6 +171,7 @@ def create_app(predictor: SegGPTPredictor, settings: AppSettings) -> FastAPI:
     @app.get("/api/info", tags=["app"])
     def info() -> dict:
         return {"root": root.name, "formats": {k: v[0] for k, v in EXPORT_FORMATS.items()},
+                "export_options": [*EXPORT_OPTIONS, *CLEANUP_OPTIONS],
                 "directions": list(DIRECTIONS), "max_upload_bytes": settings.max_upload_bytes,
                 "max_sessions": settings.max_sessions, "device": str(predictor.device), "dtype": str(predictor.dtype),
                 "sessions": [s.id for s in registry.all()]}
@@ -198,6 +205,9 @@ def create_app(predictor: SegGPTPredictor, settings: AppSettings) -> FastAPI:
                 if not _video_signature_ok(f.read(12)):
                     raise ApiError(415, f"{name}: not a video (no MP4/MOV, Matroska/WebM or AVI header)")
             session = await run_in_threadpool(registry.open, path, f"upload: {name}")
+        except InputError as error:  # name the upload, not where the server keeps it
+            shutil.rmtree(folder, ignore_errors=True)
+            raise InputError(str(error).replace(f"{folder}{os.sep}", "")) from None
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -366,19 +376,17 @@ def create_app(predictor: SegGPTPredictor, settings: AppSettings) -> FastAPI:
         session = registry.get(session_id)
         if body.format not in EXPORT_FORMATS:
             raise ApiError(422, f"format {body.format!r} is not one of {', '.join(EXPORT_FORMATS)}")
-        if body.options:
-            raise ApiError(422, f"format {body.format} takes no options; got {', '.join(sorted(body.options))}")
         session.require_idle()
         if body.folder is not None:
             folder = resolve_inside(root, body.folder, must_exist=False)
             if folder.exists() and not folder.is_dir():
                 raise InputError(f"{body.folder}: is a file; give a folder to export into")
-            files = session.clip.export(body.format, folder, session.names)
+            files = session.clip.export(body.format, folder, session.names, body.options)
             return {"format": body.format, "folder": folder.relative_to(root).as_posix(),
                     "files": [p.relative_to(root).as_posix() for p in files]}
         work = Path(tempfile.mkdtemp(prefix="seggpt-vos-export-"))
         try:
-            session.clip.export(body.format, work / "export", session.names)
+            session.clip.export(body.format, work / "export", session.names, body.options)
             archive = shutil.make_archive(str(work / f"{session.clip.name}-{body.format}"), "zip", work / "export")
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+from fractions import Fraction
 from pathlib import Path
 
 
@@ -53,6 +54,60 @@ def load_tuned_prompt(args: argparse.Namespace):
     from seggpt_core.tuning import TunedPrompt
 
     return TunedPrompt.load(args.prompt)
+
+
+def add_output_args(parser: argparse.ArgumentParser) -> None:
+    """Outputs of ``propagate``: label maps, and mattes that editors import (see README "Into your editor")."""
+    from typing import get_args
+
+    from ..sequences import MatteContent
+
+    g = parser.add_argument_group("outputs")
+    g.add_argument("--out", type=Path, metavar="DIR", help="palette PNGs in DIR/<video>/<frame>.png")
+    g.add_argument("--overlay", type=Path, metavar="MP4", help="H.264 video with the masks blended in")
+    g.add_argument("--alpha", type=Path, metavar="DIR",
+                   help="8-bit mattes (white = object), one sequence per object: "
+                        "DIR/<video>/object_<id>/<video>_object_<id>.%%04d.png")
+    g.add_argument("--alpha-combined", action="store_true",
+                   help="also one sequence of all objects together (DIR/<video>/all/) in --alpha and --cutout")
+    g.add_argument("--cutout", type=Path, metavar="DIR",
+                   help="RGBA cut-outs (the frame, the matte as straight alpha), laid out as --alpha")
+    g.add_argument("--alpha-video", type=Path, metavar="FILE",
+                   help="one video of all objects' matte, codec by extension: .mov ProRes 4444 with alpha, "
+                        ".webm VP9 with alpha, .mkv FFV1 lossless")
+    g.add_argument("--alpha-video-content", choices=get_args(MatteContent), default="matte",
+                   help="matte: the matte itself; cutout: the frame with the matte as its alpha (default matte)")
+    g.add_argument("--exr", type=Path, metavar="DIR",
+                   help="DIR/<video>/<video>.%%04d.exr: one half-float channel object_<id> per object, A = all")
+    g.add_argument("--rle", type=Path, metavar="JSON", help="COCO run-length-encoded masks of the whole video")
+    g.add_argument("--numpy", type=Path, metavar="DIR", help="per-frame .npy label maps")
+    g.add_argument("--start-number", type=int, default=0, metavar="N",
+                   help="number of the first frame in sequences (default 0; editors use 1 or 1001)")
+    g.add_argument("--fps", type=Fraction, default=None, metavar="RATE",
+                   help="frame rate of the outputs when the input has none (frame folders), e.g. 25 or 30000/1001 "
+                        "(default 24); video inputs keep their own exact rate")
+    g.add_argument("--fill-holes", type=int, default=0, metavar="N",
+                   help="clean-up: fill holes smaller than N pixels inside an object")
+    g.add_argument("--min-area", type=int, default=0, metavar="N",
+                   help="clean-up: drop pieces of an object smaller than N pixels")
+    g.add_argument("--grow", type=int, default=0, metavar="N", help="clean-up: grow objects by N pixels "
+                                                                    "(negative shrinks)")
+    g.add_argument("--feather", type=int, default=0, metavar="N",
+                   help="soft edge N pixels wide on the alpha outputs (label outputs stay hard)")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace existing sequences and alpha video (else a non-empty output folder is an error)")
+
+
+def output_spec(args: argparse.Namespace):
+    """The ``OutputSpec`` of the output flags (bad values raise ``InputError``)."""
+    from ..mattes import MatteCleanup
+    from ..pipeline import OutputSpec
+
+    cleanup = MatteCleanup(fill_holes=args.fill_holes, min_area=args.min_area, grow=args.grow, feather=args.feather)
+    return OutputSpec(masks=args.out, overlay=args.overlay, alpha=args.alpha, alpha_combined=args.alpha_combined,
+                      cutout=args.cutout, alpha_video=args.alpha_video,
+                      alpha_video_content=args.alpha_video_content, exr=args.exr, rle=args.rle, numpy=args.numpy,
+                      start_number=args.start_number, fps=args.fps, cleanup=cleanup, overwrite=args.overwrite)
 
 
 def load_predictor(args: argparse.Namespace):
@@ -125,8 +180,9 @@ def keyframe_masks(args: argparse.Namespace) -> dict[int, str]:
 
 
 def run_propagate(args: argparse.Namespace) -> int:
-    from ..pipeline import OutputSpec, run_video
+    from ..pipeline import run_video
 
+    outputs = output_spec(args)
     tuned = load_tuned_prompt(args)
     if args.masks is None and not args.mask_at and tuned is None:
         from seggpt_core.errors import InputError
@@ -134,12 +190,10 @@ def run_propagate(args: argparse.Namespace) -> int:
         raise InputError("no example given; pass a mask (--masks PNG for frame 0, --mask-at FRAME PNG for any frame) "
                          "or a tuned prompt (--prompt PT)")
     masks = keyframe_masks(args)
-    outputs = OutputSpec(masks=args.out, overlay=args.overlay, alpha=args.alpha, rle=args.rle, numpy=args.numpy)
     stats = run_video(load_predictor(args), args.input, masks, outputs, propagation_config(args), name=args.name,
                       tuned=tuned, tuned_source=str(args.prompt), direction=args.direction)
-    where = [str(p) for p in (args.out and args.out / stats.name, args.overlay, args.alpha, args.rle, args.numpy) if p]
     print(f"{stats.name}: {stats.frames} frames in {stats.seconds:.1f} s ({stats.fps:.2f} frames/s) -> "
-          f"{', '.join(where)}")
+          f"{', '.join(outputs.destinations(stats.name))}")
     return 0
 
 
@@ -211,11 +265,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--direction", choices=("forward", "backward", "both"), default="both",
                    help="track after the keyframes (forward), before them (backward) or both (default); forward "
                         "from a frame-0 mask is the DAVIS protocol")
-    p.add_argument("--out", type=Path, metavar="DIR", help="palette PNGs in DIR/<video>/<frame>.png")
-    p.add_argument("--overlay", type=Path, metavar="MP4", help="H.264 video with the masks blended in")
-    p.add_argument("--alpha", type=Path, metavar="DIR", help="per-object alpha mattes DIR/<video>/<id>/<frame>.png")
-    p.add_argument("--rle", type=Path, metavar="JSON", help="COCO run-length-encoded masks of the whole video")
-    p.add_argument("--numpy", type=Path, metavar="DIR", help="per-frame .npy label maps")
+    add_output_args(p)
     p.add_argument("--name", help="video name for output folders (default: from the input path)")
     add_tuned_prompt_arg(p, "a permanent example from frame 0, with --masks or instead of them")
     add_model_args(p)

@@ -1,0 +1,120 @@
+"""Alpha video: the matte (or the frame cut out by it) as one video file that editors import with its transparency.
+
+The container picks the codec: ``.mov`` ProRes 4444 with alpha (``prores_ks``, profile 4444, 10-bit ``yuva444p10le``,
+what editors ask for), ``.webm`` VP9 with alpha (``yuva420p``, lossless, for the web), ``.mkv`` FFV1 (lossless; a
+greyscale matte, or RGBA for cut-outs). Encoded by the ffmpeg that ``imageio-ffmpeg`` ships (no system ffmpeg), at
+the exact frame rate given as a fraction (30000/1001 stays 30000/1001), to a temp file renamed when the video
+completes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from seggpt_core.errors import InputError
+
+from .mattes import MatteCleanup, cutout, object_matte
+from .sequences import MatteContent, Timeline
+from .writers import remove_stale_temps, temp_path
+
+
+@dataclass(frozen=True)
+class AlphaCodec:
+    """How one container is encoded: ffmpeg encoder, output pixel format per content, encoder options."""
+
+    encoder: str
+    matte_pix_fmt: str  #: pixel format written for ``content="matte"``
+    cutout_pix_fmt: str  #: pixel format written for ``content="cutout"``
+    options: tuple[str, ...] = ()
+
+    def input_pix_fmt(self, content: MatteContent) -> str:
+        """What we send: (H, W) grey for a greyscale-only matte, else (H, W, 4) RGBA."""
+        return "gray" if content == "matte" and self.matte_pix_fmt == "gray" else "rgba"
+
+
+#: Container suffix -> codec. ProRes 4444's alpha is 16 bits; VP9 and FFV1 are lossless.
+ALPHA_CODECS = {
+    ".mov": AlphaCodec("prores_ks", "yuva444p10le", "yuva444p10le", ("-profile:v", "4444", "-vendor", "apl0")),
+    ".webm": AlphaCodec("libvpx-vp9", "yuva420p", "yuva420p",
+                        ("-lossless", "1", "-deadline", "realtime", "-cpu-used", "8", "-row-mt", "1")),
+    ".mkv": AlphaCodec("ffv1", "gray", "bgra", ("-level", "3")),
+}
+
+
+def alpha_codec(path: Path) -> AlphaCodec:
+    """The codec of an alpha video path, by its extension; an unknown one is an ``InputError``."""
+    codec = ALPHA_CODECS.get(path.suffix.lower())
+    if codec is None:
+        raise InputError(f"{path}: unknown alpha video extension {path.suffix!r}; use .mov (ProRes 4444), .webm "
+                         "(VP9 with alpha) or .mkv (FFV1 lossless)")
+    return codec
+
+
+class AlphaVideoWriter:
+    """One video of all objects' matte: ``content="matte"`` (white = object; in .mov/.webm also the alpha) or
+    ``"cutout"`` (the frame's colours with the matte as straight alpha). Mattes carry ``cleanup``'s feather.
+
+    An interrupted run leaves no video; an existing file is replaced only with ``overwrite``.
+    """
+
+    def __init__(self, path: str | Path, *, timeline: Timeline = Timeline(), content: MatteContent = "matte",
+                 cleanup: MatteCleanup = MatteCleanup(), overwrite: bool = False):
+        self.path = Path(path)
+        self.codec = alpha_codec(self.path)
+        if content not in ("matte", "cutout"):
+            raise InputError(f"--alpha-video-content must be 'matte' or 'cutout', got {content!r}")
+        if self.path.exists() and not overwrite:
+            raise InputError(f"{self.path}: alpha video exists; pass --overwrite to replace it or choose another name")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(self.path.parent, self.path.suffix, self.path.stem)
+        self.fps: Fraction = timeline.fps
+        self.content, self.cleanup = content, cleanup
+        self.needs_frame = content == "cutout"
+        self.frames = 0
+        self._tmp: Path | None = None
+        self._encoder = None
+
+    def _start(self, height: int, width: int) -> None:
+        import imageio_ffmpeg
+
+        self._tmp = temp_path(self.path)
+        pix_fmt = self.codec.matte_pix_fmt if self.content == "matte" else self.codec.cutout_pix_fmt
+        self._encoder = imageio_ffmpeg.write_frames(
+            str(self._tmp), (width, height), pix_fmt_in=self.codec.input_pix_fmt(self.content), pix_fmt_out=pix_fmt,
+            fps=self.fps, codec=self.codec.encoder, quality=None, macro_block_size=1, ffmpeg_log_level="error",
+            output_params=list(self.codec.options))
+        self._encoder.send(None)
+
+    def pixels(self, labels: np.ndarray, frame: np.ndarray | None) -> np.ndarray:
+        """What is sent for one frame: (H, W) grey or (H, W, 4) RGBA uint8."""
+        alpha = object_matte(labels, None, self.cleanup)
+        if self.content == "cutout":
+            return cutout(frame, alpha)
+        if self.codec.input_pix_fmt("matte") == "gray":
+            return alpha
+        return np.repeat(alpha[..., None], 4, axis=2)
+
+    def write(self, index: int, name: str, labels: np.ndarray, frame: np.ndarray | None) -> None:
+        if index != self.frames:
+            raise RuntimeError(f"{self.path}: a video needs frames in index order, got frame {index} after "
+                               f"{self.frames} frames")
+        if self._encoder is None:
+            self._start(*labels.shape)
+        self._encoder.send(np.ascontiguousarray(self.pixels(labels, frame)))
+        self.frames += 1
+
+    def close(self, complete: bool = True) -> None:
+        if self._encoder is None:
+            return
+        try:
+            self._encoder.close()
+            if complete:
+                os.replace(self._tmp, self.path)
+        finally:
+            self._tmp.unlink(missing_ok=True)
+            self._encoder = None
