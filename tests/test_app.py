@@ -300,7 +300,7 @@ def test_exports_to_a_folder_and_as_a_download(client, root, gt_png):
         (root.parent / "export-check.mov").write_bytes(archive.read(f"{SEQ}.mov"))
     import imageio_ffmpeg
 
-    frames = imageio_ffmpeg.read_frames(str(root.parent / "export-check.mov"), pix_fmt="rgba")
+    frames = imageio_ffmpeg.read_frames(str(root.parent / "export-check.mov"), pix_fmt="rgba", bpp=4)
     meta = next(frames)
     alphas = [np.frombuffer(f, np.uint8).reshape(480, 854, 4)[..., 3] for f in frames]
     assert meta["codec"].startswith("prores") and len(alphas) == N

@@ -231,11 +231,12 @@ def test_draw_propagate_correct_export_in_the_browser(server, driver, root, grou
 
     # export to a folder under the root
     Select(driver.find_element(By.ID, "format")).select_by_value("alpha-png")
+    Select(driver.find_element(By.ID, "start-number")).select_by_value("1001")
     driver.find_element(By.ID, "export-folder").send_keys("exports/browser")
     driver.find_element(By.ID, "export").click()
     wait_for(driver, lambda d: "files written" in d.find_element(By.ID, "export-result").text, "the export")
-    mattes = sorted((root / "exports" / "browser" / SEQ / "1").glob("*.png"))
-    assert [p.stem for p in mattes] == [f"{i:05d}" for i in range(N)]
+    mattes = sorted((root / "exports" / "browser" / SEQ / "object_1").glob("*.png"))
+    assert [p.name for p in mattes] == [f"{SEQ}_object_1.{1001 + i:04d}.png" for i in range(N)]
     assert driver.find_element(By.ID, "message").get_attribute("hidden") is not None, \
         driver.find_element(By.ID, "message").text
 

@@ -483,19 +483,27 @@ const stop = guard(async () => {
 });
 
 // ---------------------------------------------------------------------------------------------------- exports
+function exportOptions() {
+  const options = { start_number: Number($("start-number").value) };
+  if ($("overwrite").checked) options.overwrite = true;
+  return options;
+}
+
 const exportFolder = guard(async () => {
   if (!state.session) throw new Error("open a video first");
   const folder = $("export-folder").value.trim();
   if (!folder) throw new Error("give a folder under the root (or use Download zip)");
   $("export-result").textContent = "Exporting ...";
-  const result = await json("POST", sessionPath("/exports"), { format: $("format").value, folder });
+  const result = await json("POST", sessionPath("/exports"), { format: $("format").value, folder,
+    options: exportOptions() });
   $("export-result").textContent = `${result.files.length} files written to ${result.folder}`;
 });
 
 const download = guard(async () => {
   if (!state.session) throw new Error("open a video first");
   $("export-result").textContent = "Exporting ...";
-  const response = await api("POST", sessionPath("/exports"), { format: $("format").value });
+  const response = await api("POST", sessionPath("/exports"), { format: $("format").value,
+    options: exportOptions() });
   const blob = await response.blob();
   const link = document.createElement("a");
   link.href = URL.createObjectURL(blob);
