@@ -390,3 +390,41 @@ def test_page_and_its_files_are_served(client):
     for name in ("app.js", "app.css"):
         assert client.get(f"/static/{name}").status_code == 200
     check_error(client.get("/static/../server.py"), 404)
+
+
+def test_app_command_serves_the_page_and_imports_light(root, tmp_path):
+    """``seggpt-vos app`` as a user starts it: prints its URL and serves; registering it imports no torch/FastAPI."""
+    import subprocess
+    import sys
+    import urllib.request
+
+    from vos.cli.app import is_loopback
+
+    assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")
+    probe = "import sys, vos.cli.app; print(any(m in sys.modules for m in ('torch', 'fastapi', 'uvicorn')))"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip() == "False"
+
+    with __import__("socket").socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    process = subprocess.Popen([sys.executable, "-m", "vos.cli", "app", "--root", str(root), "--port", str(port),
+                                "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()
+        assert line.startswith(f"seggpt-vos app: http://127.0.0.1:{port}/"), line + process.stderr.read()
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+                    assert b"app.js" in response.read()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and process.poll() is None, process.stderr.read()
+                time.sleep(0.2)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    bad = subprocess.run([sys.executable, "-m", "vos.cli", "app", "--root", str(tmp_path / "missing")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "--root must be an existing folder" in bad.stderr

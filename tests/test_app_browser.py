@@ -1,6 +1,6 @@
 """The page in a real browser: Debian's Chromium driven by Selenium against the app served by uvicorn on 127.0.0.1.
 
-It opens a clip, paints the dog with mouse events, propagates forward, checks through the API that every later frame
+It opens a clip, paints the dog with mouse events (brush stroke, polygon, eraser and ctrl+z), propagates forward, checks through the API that every later frame
 has a mask, paints a correction on a later frame, re-propagates from there, exports into a folder under the root and
 saves a screenshot (``runs/test-app-browser.png``). Skipped only when Chromium is missing and
 ``SEGGPT_VOS_REQUIRE_BROWSER`` is unset; CI (``.ci/run``) installs Chromium and sets it, so there it runs.
@@ -198,6 +198,14 @@ def test_draw_propagate_correct_export_in_the_browser(server, driver, root, grou
     corners = outline(ground_truth[0] == 1)
     click_points(driver, canvas, corners, 854)
     wait_for(driver, lambda d: jaccard(mask_at(server, sid, 0), ground_truth[0]) > 0.8, "the polygon")
+    polygon = mask_at(server, sid, 0)
+
+    # the eraser takes a bite out of it; ctrl+z puts it back
+    driver.find_element(By.CSS_SELECTOR, "input[name=tool][value=eraser]").click()
+    stroke(driver, canvas, interior_stroke(ground_truth[0] == 1), 854)
+    wait_for(driver, lambda d: (mask_at(server, sid, 0) == 1).sum() < (polygon == 1).sum() - 1000, "the eraser")
+    ActionChains(driver).key_down(Keys.CONTROL).send_keys("z").key_up(Keys.CONTROL).perform()
+    wait_for(driver, lambda d: (mask_at(server, sid, 0) == polygon).all(), "undo of the eraser")
     driver.find_element(By.CSS_SELECTOR, "input[name=tool][value=brush]").click()
 
     # propagate forward, watch the progress bar finish
