@@ -165,7 +165,8 @@ def main() -> None:
     shutil.rmtree(work, ignore_errors=True)
 
     result = {
-        "clip": f"{args.sequence}, {args.frames} frames, 854x480 (frame folder; and as H.264 mp4 for frames)", "device": str(predictor.device),
+        "clip": f"{args.sequence}, {args.frames} frames, 854x480 (frame folder; and as H.264 mp4 for frames)",
+        "device": str(predictor.device),
         "dtype": str(predictor.dtype), "threads": args.threads,
         "frame_ms": frame_ms, "first_event_s": max(first_event), "first_model_frame_s": max(first_frame),
         "cli_fps": cli_fps, "app_fps": app_fps,
@@ -179,7 +180,8 @@ def main() -> None:
     print(f"first progress event   : {result['first_event_s']:.3f} s; first frame from the model "
           f"{result['first_model_frame_s']:.3f} s (worst of {args.repeats})  (target < 1 s)")
     print(f"propagation frames/s   : CLI {', '.join(f'{v:.2f}' for v in cli_fps)}; app "
-          f"{', '.join(f'{v:.2f}' for v in app_fps)}; app/CLI median of pairs {result['app_over_cli']:.3f}  (target >= 0.9)")
+          f"{', '.join(f'{v:.2f}' for v in app_fps)}; app/CLI median of pairs {result['app_over_cli']:.3f}  "
+          "(target >= 0.9)")
     print(f"-> {args.out}")
 
 

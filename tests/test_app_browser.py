@@ -1,9 +1,10 @@
 """The page in a real browser: Debian's Chromium driven by Selenium against the app served by uvicorn on 127.0.0.1.
 
-It opens a clip, paints the dog with mouse events (brush stroke, polygon, eraser and ctrl+z), propagates forward, checks through the API that every later frame
-has a mask, paints a correction on a later frame, re-propagates from there, exports into a folder under the root and
-saves a screenshot (``runs/test-app-browser.png``). Skipped only when Chromium is missing and
-``SEGGPT_VOS_REQUIRE_BROWSER`` is unset; CI (``.ci/run``) installs Chromium and sets it, so there it runs.
+It opens a clip, paints the dog with mouse events (brush stroke, polygon, eraser and ctrl+z), propagates forward,
+checks through the API that every later frame has a mask, paints a correction on a later frame, re-propagates from
+there, exports into a folder under the root and saves a screenshot (``runs/test-app-browser.png``). Skipped only
+when Chromium is missing and ``SEGGPT_VOS_REQUIRE_BROWSER`` is unset; CI (``.ci/run``) installs Chromium and sets it,
+so there it runs.
 """
 
 from __future__ import annotations

@@ -52,7 +52,8 @@ EXPORT_FORMATS: dict[str, tuple[str, Callable[[Path, str], dict]]] = {
             lambda folder, video: {"exr": folder}),
     "palette-png": ("palette PNGs of object ids, DAVIS layout <video>/<frame>.png",
                     lambda folder, video: {"masks": folder}),
-    "overlay-mp4": ("H.264 preview with the masks blended in", lambda folder, video: {"overlay": folder / f"{video}.mp4"}),
+    "overlay-mp4": ("H.264 preview with the masks blended in",
+                    lambda folder, video: {"overlay": folder / f"{video}.mp4"}),
     "coco-rle": ("COCO run-length-encoded masks of the whole video (JSON)",
                  lambda folder, video: {"rle": folder / f"{video}.json"}),
 }

@@ -87,7 +87,8 @@ class AppSession:
         del self.names[object_id]
 
     def objects(self) -> list[dict]:
-        return [{"id": i, "name": n, "colour": "#%02x%02x%02x" % tuple(PALETTE[i])} for i, n in sorted(self.names.items())]
+        return [{"id": i, "name": n, "colour": "#%02x%02x%02x" % tuple(PALETTE[i])}
+                for i, n in sorted(self.names.items())]
 
     def info(self) -> dict:
         clip = self.clip
