@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import uuid
 from collections import OrderedDict
 from contextlib import asynccontextmanager
@@ -122,7 +123,8 @@ def create_app(predictor: SegGPTPredictor, settings: AppSettings) -> FastAPI:
     registry = SessionRegistry(lambda path: Clip(predictor, path, settings.propagation), settings.max_sessions)
     runner = JobRunner()
     uploads = Path(tempfile.mkdtemp(prefix="seggpt-vos-uploads-"))
-    frames: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+    frames: OrderedDict[tuple[str, int], bytes] = OrderedDict()  #: (session, index) -> JPEG, least recent first
+    frames_lock = threading.Lock()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -232,17 +234,20 @@ def create_app(predictor: SegGPTPredictor, settings: AppSettings) -> FastAPI:
     def frame(session_id: str, index: int) -> Response:
         session = registry.get(session_id)
         key = (session.id, index)
-        data = frames.get(key)
+        with frames_lock:
+            data = frames.get(key)
+            if data is not None:
+                frames.move_to_end(key)
         if data is None:
             import cv2
 
             rgb = session.clip.frame(index)
-            ok, encoded = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, settings.jpeg_quality])
+            _, encoded = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, settings.jpeg_quality])
             data = encoded.tobytes()
-            frames[key] = data
-            while len(frames) > settings.frame_cache:
-                frames.popitem(last=False)
-        frames.move_to_end(key)
+            with frames_lock:
+                frames[key] = data
+                while len(frames) > settings.frame_cache:
+                    frames.popitem(last=False)
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
     def _labels(session_id: str, index: int) -> tuple[AppSession, np.ndarray]:
