@@ -45,6 +45,7 @@ class Job:
         self.finished: float | None = None
         self._work = work
         self._cancel = threading.Event()
+        self._listeners: list[Callable[[], None]] = []
 
     @property
     def active(self) -> bool:
@@ -56,9 +57,16 @@ class Job:
         if self.state == "queued":
             self._set(state="cancelled")
 
+    def subscribe(self, notify: Callable[[], None]) -> Callable[[], None]:
+        """Call ``notify()`` (from the worker thread) after every change; returns the function that unsubscribes."""
+        self._listeners.append(notify)
+        return lambda: self._listeners.remove(notify)
+
     def _set(self, **changes) -> None:
         for key, value in changes.items():
             setattr(self, key, value)
+        for notify in list(self._listeners):
+            notify()
 
     def run(self) -> None:
         if self._cancel.is_set():

@@ -47,6 +47,7 @@ log = logging.getLogger("seggpt-vos.app")
 STATIC = Path(__file__).parent / "static"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_MASK_BYTES = 64 << 20
+KEEP_ALIVE_S = 15.0  #: a comment line on an idle event stream this often (and a check that the client is still there)
 
 
 @dataclass(frozen=True)
@@ -352,16 +353,35 @@ def create_app(predictor: SegGPTPredictor, settings: AppSettings) -> FastAPI:
         """Server-sent events: the job's status (as in GET .../jobs/{id}) whenever it changes, until it ends."""
         job = registry.get(session_id).get_job(job_id)
 
+        loop = asyncio.get_running_loop()
+        changed = asyncio.Event()
+
+        def notify() -> None:  # on the worker thread: wake this stream (no polling, so no GIL traffic while idle)
+            try:
+                loop.call_soon_threadsafe(changed.set)
+            except RuntimeError:  # the event loop is closing
+                pass
+
         async def stream():
-            last = None
-            while True:
-                status = job.status()
-                if (status["state"], status["done"]) != last:
-                    last = (status["state"], status["done"])
-                    yield f"event: progress\ndata: {json.dumps(status)}\n\n"
-                if not job.active or await request.is_disconnected():
-                    return
-                await asyncio.sleep(0.02)
+            unsubscribe = job.subscribe(notify)
+            try:
+                last = None
+                while True:
+                    changed.clear()
+                    status = job.status()
+                    if (status["state"], status["done"]) != last:
+                        last = (status["state"], status["done"])
+                        yield f"event: progress\ndata: {json.dumps(status)}\n\n"
+                    if not job.active:
+                        return
+                    try:
+                        await asyncio.wait_for(changed.wait(), timeout=KEEP_ALIVE_S)
+                    except asyncio.TimeoutError:
+                        if await request.is_disconnected():
+                            return
+                        yield ": keep-alive\n\n"
+            finally:
+                unsubscribe()
 
         return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
