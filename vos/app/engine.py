@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, get_args
 
 import numpy as np
 
@@ -34,7 +34,7 @@ from ..pipeline import OutputSpec
 from ..session import VideoSession
 from ..writers import atomic_write, rle_decode, rle_from_string
 
-DIRECTIONS: tuple[Direction, ...] = ("forward", "backward", "both")
+DIRECTIONS: tuple[Direction, ...] = get_args(Direction)
 
 #: Export formats: name -> (what it writes, the ``OutputSpec`` fields that write it into a folder for a video).
 EXPORT_FORMATS: dict[str, tuple[str, Callable[[Path, str], dict]]] = {

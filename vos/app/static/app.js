@@ -321,7 +321,12 @@ async function commitMask() {
   context.putImageData(image, 0, 0);
   const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
   const index = state.index;
-  state.session = await json("PUT", sessionPath(`/masks/${index}`), blob, { "Content-Type": "image/png" });
+  try {
+    state.session = await json("PUT", sessionPath(`/masks/${index}`), blob, { "Content-Type": "image/png" });
+  } catch (error) {
+    await showFrame(index); // refused: show what the server holds again
+    throw error;
+  }
   if (index === state.index) {
     state.maskSource = state.session.keyframes.includes(index) ? "keyframe" : "empty";
     $("frame-label").textContent = `frame ${index} / ${state.session.num_frames - 1}` +
