@@ -39,7 +39,7 @@ from seggpt_core.predictor import SegGPTPredictor
 from .engine import (CLEANUP_OPTIONS, DIRECTIONS, EXPORT_FORMATS, EXPORT_OPTIONS, PALETTE, Clip, PropagationConfig,
                      decode_mask_png, decode_mask_rle)
 from .errors import ApiError
-from .jobs import Job, JobRunner
+from .jobs import FINISHED, Job, JobRunner
 from .paths import VIDEO_SUFFIXES, list_videos, resolve_inside
 from .registry import AppSession, SessionRegistry
 
@@ -372,7 +372,7 @@ def create_app(predictor: SegGPTPredictor, settings: AppSettings) -> FastAPI:
                     if (status["state"], status["done"]) != last:
                         last = (status["state"], status["done"])
                         yield f"event: progress\ndata: {json.dumps(status)}\n\n"
-                    if not job.active:
+                    if status["state"] in FINISHED:  # the status just sent, not a newer one: the end is always sent
                         return
                     try:
                         await asyncio.wait_for(changed.wait(), timeout=KEEP_ALIVE_S)

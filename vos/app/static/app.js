@@ -455,33 +455,43 @@ function setJob(status) {
 const propagate = guard(async () => {
   if (!state.session) throw new Error("open a video first");
   const body = { direction: $("direction").value };
-  if (state.labels && state.labels.some((v) => v)) body.from = state.index;
+  if (state.maskSource === "keyframe") body.from = state.index; // else the server's default: the last edited one
   const status = await json("POST", sessionPath("/propagate"), body);
   setJob(status);
   say("");
-  const events = new EventSource(sessionPath(`/jobs/${status.id}/events`));
+  follow(status.id);
+});
+
+// Progress by server-sent events; if the stream breaks, by polling the job until it ends.
+function follow(jobId) {
+  const events = new EventSource(sessionPath(`/jobs/${jobId}/events`));
   state.events = events;
-  events.addEventListener("progress", async (message) => {
-    const update = JSON.parse(message.data);
-    setJob(update);
-    if (update.last_frame !== null && !state.session.computed.includes(update.last_frame)) {
-      state.session.computed.push(update.last_frame);
+  let finished = false;
+  const update = async (status) => {
+    setJob(status);
+    if (status.last_frame !== null && !state.session.computed.includes(status.last_frame)) {
+      state.session.computed.push(status.last_frame);
       renderCoverage();
     }
-    if (update.state === "done" || update.state === "cancelled" || update.state === "failed") {
+    if (["done", "cancelled", "failed"].includes(status.state)) {
+      finished = true;
       events.close();
-      if (update.state === "failed") say(update.error);
+      if (status.state === "failed") say(status.error);
       await refreshSession();
       await showFrame(state.index);
-    } else if (update.last_frame === state.index) {
+    } else if (status.last_frame === state.index) {
       await showFrame(state.index);
     }
-  });
-  events.onerror = () => {
-    if (state.job) say("lost the connection to the server while propagating");
-    events.close();
   };
-});
+  events.addEventListener("progress", guard((message) => update(JSON.parse(message.data))));
+  events.onerror = guard(async () => {
+    events.close();
+    while (!finished) {
+      await update(await json("GET", sessionPath(`/jobs/${jobId}`)));
+      if (!finished) await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  });
+}
 
 const stop = guard(async () => {
   if (state.job) setJob(await json("POST", sessionPath(`/jobs/${state.job.id}/cancel`)));
