@@ -17,6 +17,7 @@ import sys
 COMMAND_MODULES = (
     "vos.cli.commands",
     "vos.cli.tune",
+    "vos.cli.app",
     "eval.cli",
 )
 
