@@ -16,6 +16,7 @@ Keys are checked strictly: a missing or unexpected key or a wrong shape is an :c
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -73,7 +74,7 @@ def to_official_keys(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Ten
 
 
 def config_from_json(d: dict) -> SegGPTConfig:
-    """Our ``config.json`` or a Hugging Face ``SegGptConfig`` dict -> :class:`SegGPTConfig`."""
+    """Our ``config.json`` or a Hugging Face ``SegGptConfig`` dict -> :class:`SegGPTConfig` (unchecked values)."""
     if d.get("model_type") == "seggpt":  # Hugging Face naming
         return SegGPTConfig(
             image_size=tuple(d.get("image_size", (896, 448))),
@@ -90,6 +91,48 @@ def config_from_json(d: dict) -> SegGPTConfig:
             drop_path_rate=d.get("drop_path_rate", 0.1),
         )
     return SegGPTConfig.from_dict(d)
+
+
+_POSITIVE_INTS = ("patch_size", "embed_dim", "depth", "num_heads", "decoder_dim", "pretrain_image_size")
+
+
+def _check_config_values(d: dict) -> None:
+    """Raise ValueError unless the fields of a :class:`SegGPTConfig` dict have possible types and values."""
+    def whole(v) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    def real(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    bad = [k for k in _POSITIVE_INTS if not (whole(d[k]) and d[k] >= 1)]
+    size, taps = d["image_size"], d["tap_indices"]
+    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(whole(v) and v >= 1 for v in size)):
+        bad.append("image_size")
+    if not (isinstance(taps, (list, tuple)) and taps and all(whole(v) and v >= 0 for v in taps)):
+        bad.append("tap_indices")
+    if not whole(d["merge_index"]) or d["merge_index"] < 0:
+        bad.append("merge_index")
+    bad += [k for k in ("mlp_ratio", "layer_norm_eps") if not (real(d[k]) and d[k] > 0)]
+    if not (real(d["drop_path_rate"]) and 0 <= d["drop_path_rate"] < 1):
+        bad.append("drop_path_rate")
+    if bad:
+        raise ValueError(", ".join(f"{k}={d[k]!r}" for k in bad) + " impossible")
+
+
+def read_config(path: Path) -> SegGPTConfig:
+    """The model configuration in ``path`` (ours or Hugging Face's ``config.json``), checked: unreadable JSON,
+    missing or impossible values are an :class:`InputError` naming the file."""
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(d, dict):
+            raise ValueError("not a JSON object")
+        config = config_from_json(d)
+        _check_config_values(config.to_dict())
+        config = SegGPTConfig.from_dict(config.to_dict())  # its own structural checks, on values known to be sane
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, ArithmeticError) as err:
+        raise InputError(f"{path}: not a usable model configuration ({str(err).splitlines()[0][:160]}); fix or "
+                         "delete it (the weights' own shapes are then assumed to be the published ViT-L)") from None
+    return config
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -123,7 +166,7 @@ def resolve(name_or_path: str | Path) -> tuple[Path, SegGPTConfig | None]:
         return _from_folder(path)
     if path.exists() or path.suffix in (".pth", ".pt", ".bin", ".safetensors"):
         cfg_file = path.with_name("config.json")
-        cfg = config_from_json(json.loads(cfg_file.read_text())) if cfg_file.is_file() else None
+        cfg = read_config(cfg_file) if cfg_file.is_file() else None
         return path, cfg
     if re.fullmatch(r"[\w.-]+/[\w.-]+", str(name_or_path)):
         return _from_folder(_download(str(name_or_path)))
@@ -133,7 +176,7 @@ def resolve(name_or_path: str | Path) -> tuple[Path, SegGPTConfig | None]:
 
 def _from_folder(folder: Path) -> tuple[Path, SegGPTConfig | None]:
     cfg_file = folder / "config.json"
-    cfg = config_from_json(json.loads(cfg_file.read_text())) if cfg_file.is_file() else None
+    cfg = read_config(cfg_file) if cfg_file.is_file() else None
     for name in ("model.safetensors", "seggpt_vit_large.pth", "pytorch_model.bin"):
         if (folder / name).is_file():
             return folder / name, cfg
@@ -166,8 +209,8 @@ def load_model(name_or_path: str | Path, *, config: SegGPTConfig | None = None, 
     path, stored = resolve(name_or_path)
     cfg = config or stored or PRESETS["vit-large"]
     state = to_official_keys(read_state_dict(path))
-    model = model_cls(cfg)
-    expected = model.state_dict()
+    with torch.device("meta"):  # shapes only: a configuration that does not fit the file allocates nothing
+        expected = model_cls(cfg).state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     wrong = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
@@ -177,6 +220,7 @@ def load_model(name_or_path: str | Path, *, config: SegGPTConfig | None = None, 
                  for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys]
         raise InputError(f"checkpoint {path} does not fit the model config ({'; '.join(parts)}); "
                          "pass the matching config or the right checkpoint")
+    model = model_cls(cfg)
     model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     return model.eval()
 

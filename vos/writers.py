@@ -27,6 +27,8 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
+from seggpt_core.errors import InputError
+
 from .masks import davis_palette, object_ids_in
 
 _TEMP_TAG = ".tmp-"
@@ -36,8 +38,22 @@ _TEMP_TAG = ".tmp-"
 
 
 def temp_path(path: Path) -> Path:
-    """A hidden, unique temp name next to ``path`` that keeps its suffix (``.NAME.tmp-XXXX.SUFFIX``)."""
-    return path.with_name(f".{path.stem}{_TEMP_TAG}{uuid.uuid4().hex[:8]}{path.suffix}")
+    """A hidden, unique temp name next to ``path`` that keeps its suffix (``.NAME.tmp-PID-XXXX.SUFFIX``)."""
+    return path.with_name(f".{path.stem}{_TEMP_TAG}{os.getpid()}-{uuid.uuid4().hex[:8]}{path.suffix}")
+
+
+def _writer_alive(temp: Path) -> bool:
+    """Whether the process that named ``temp`` (its pid is in the name) still runs on this machine."""
+    pid = temp.name.partition(_TEMP_TAG)[2].partition("-")[0]
+    if not pid.isdigit():
+        return False  # an older name without a pid: its writer is gone
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
@@ -55,12 +71,14 @@ def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None
 def remove_stale_temps(folder: Path, suffix: str, stem: str | None = None) -> None:
     """Delete temp files that a killed run left in ``folder`` for ``<stem><suffix>`` (any stem when None).
 
-    Only names this module creates are touched, and only of one suffix, as a whole-video output of another suffix may
-    be writing its temp file in the same folder.
+    Only names this module creates are touched, only of one suffix, as a whole-video output of another suffix may
+    be writing its temp file in the same folder, and only those of processes that are gone: another live run's
+    files in flight are left alone.
     """
     pattern = f".{'*' if stem is None else glob.escape(stem)}{_TEMP_TAG}*{suffix}"
     for p in folder.glob(pattern):
-        p.unlink(missing_ok=True)
+        if not _writer_alive(p):
+            p.unlink(missing_ok=True)
 
 
 def completed_frames(folder: str | Path, suffix: str = ".png") -> set[str]:
@@ -198,10 +216,14 @@ class OverlayVideoWriter:
     """
 
     needs_frame = True
+    suffixes = (".mp4", ".mov", ".mkv")  #: containers FFmpeg muxes H.264 into
 
     def __init__(self, path: str | Path, *, fps: float = 24.0, palette: np.ndarray | None = None, alpha: float = 0.5,
                  quality: float = 7.0, preset: str = "veryfast"):
         self.path = Path(path)
+        if self.path.suffix.lower() not in self.suffixes:
+            raise InputError(f"{self.path}: an H.264 overlay is written as {', '.join(self.suffixes)} only; name it "
+                             f"{self.path.with_suffix('.mp4').name}")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temps(self.path.parent, self.path.suffix, self.path.stem)
         self.fps = fps

@@ -6,13 +6,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import arguments as types
+
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("model")
     g.add_argument("--model", default=None,
                    help="weights: the shipped 'seggpt-vos-small' (default), a checkpoint file or folder "
                         "(official seggpt_vit_large.pth or HF model.safetensors), or a hub id (BAAI/seggpt-vit-large)")
-    g.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    g.add_argument("--device", type=types.device, default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     g.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default=None,
                    help="matmul precision (default: bf16 on GPUs and AMX CPUs, else fp32)")
     g.add_argument("--compile", action="store_true", help="torch.compile the model (slow first frame)")
@@ -26,7 +28,7 @@ def add_propagation_args(parser: argparse.ArgumentParser) -> None:
     from ..windows import WindowConfig
 
     g = parser.add_argument_group("propagation")
-    g.add_argument("--context", type=int, default=7,
+    g.add_argument("--context", type=types.context_size, default=7,
                    help="previous predictions used as prompts besides the annotated frames (default 7: with the "
                         "first frame, the paper's best 8)")
     g.add_argument("--mode", choices=get_args(Mode), default="auto",
@@ -34,9 +36,9 @@ def add_propagation_args(parser: argparse.ArgumentParser) -> None:
                         "frames, one pass per object; windows: one pass per object in a window around where it was "
                         "last seen; auto (default): windows for low-resolution models such as the shipped one, "
                         "else joint")
-    g.add_argument("--window-margin", type=float, default=WindowConfig.margin,
+    g.add_argument("--window-margin", type=types.positive_float, default=WindowConfig.margin,
                    help="windows mode: window side / the object's box side (default %(default)s)")
-    g.add_argument("--window-min", type=float, default=WindowConfig.min_side,
+    g.add_argument("--window-min", type=types.fraction, default=WindowConfig.min_side,
                    help="windows mode: smallest window side / the frame's short side (default %(default)s)")
     g.add_argument("--upsample", choices=("nearest", "bilinear"), default="nearest",
                    help="how labels return to the frame size (nearest = official)")
@@ -65,16 +67,9 @@ def load_predictor(args: argparse.Namespace):
 
 
 def propagation_config(args: argparse.Namespace):
-    from seggpt_core.errors import InputError
-
     from ..session import PropagationConfig
     from ..windows import WindowConfig
 
-    if args.context < 0:
-        raise InputError(f"--context must be >= 0, got {args.context}")
-    if args.window_margin <= 0 or not 0 < args.window_min <= 1:
-        raise InputError(f"--window-margin must be > 0 and --window-min within (0, 1], got {args.window_margin} and "
-                         f"{args.window_min}")
     return PropagationConfig(context=args.context, mode=args.mode, upsample=args.upsample,
                              windows=WindowConfig(args.window_margin, args.window_min))
 
@@ -87,6 +82,10 @@ def run_segment(args: argparse.Namespace) -> int:
     from vos.readers import read_image
     from vos.writers import PalettePngWriter
 
+    from ..outputs import Destination, prepare_outputs
+
+    prepare_outputs([Destination(args.output, "folder", "--output")])
+    check_segment_targets(args)
     images, masks = args.prompt_image or [], args.prompt_mask or []
     if len(images) != len(masks):
         raise InputError(f"{len(images)} --prompt-image but {len(masks)} --prompt-mask; give one mask per prompt "
@@ -114,10 +113,31 @@ def run_segment(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_segment_targets(args: argparse.Namespace) -> None:
+    """Each input gets its own ``<output>/<stem>.png``, which overwrites no input: refuse clashing names."""
+    from seggpt_core.errors import InputError
+
+    inputs = {Path(p).resolve() for p in [*args.input, *(args.prompt_image or []), *(args.prompt_mask or [])]}
+    by_target: dict[Path, str] = {}
+    for path in args.input:
+        target = (args.output / f"{Path(path).stem}.png").resolve()
+        if target in by_target:
+            raise InputError(f"{by_target[target]} and {path} would both be written to {target}; segment them into "
+                             "different --output folders or rename one")
+        if target in inputs:
+            raise InputError(f"the mask of {path} would overwrite the input {target}; give another --output folder")
+        by_target[target] = path
+
+
 # ------------------------------------------------------------------------------------------------------ propagate
 def run_propagate(args: argparse.Namespace) -> int:
+    from ..outputs import claim_video, prepare_outputs, spec_destinations
     from ..pipeline import OutputSpec, run_video
+    from ..readers import open_source
 
+    outputs = OutputSpec(masks=args.out, overlay=args.overlay, alpha=args.alpha, rle=args.rle, numpy=args.numpy)
+    destinations = spec_destinations(outputs)
+    prepare_outputs(destinations)
     tuned = load_tuned_prompt(args)
     if args.masks is None and tuned is None:
         from seggpt_core.errors import InputError
@@ -126,9 +146,10 @@ def run_propagate(args: argparse.Namespace) -> int:
     masks = {0: args.masks} if args.masks is not None else {}
     for frame, path in args.mask_at or []:
         masks[int(frame)] = path
-    outputs = OutputSpec(masks=args.out, overlay=args.overlay, alpha=args.alpha, rle=args.rle, numpy=args.numpy)
-    stats = run_video(load_predictor(args), args.input, masks, outputs, propagation_config(args), name=args.name,
-                      tuned=tuned, tuned_source=str(args.prompt))
+    source = open_source(args.input, name=args.name)
+    with claim_video(destinations, source.name):
+        stats = run_video(load_predictor(args), source, masks, outputs, propagation_config(args), tuned=tuned,
+                          tuned_source=str(args.prompt))
     where = [str(p) for p in (args.out and args.out / stats.name, args.overlay, args.alpha, args.rle, args.numpy) if p]
     print(f"{stats.name}: {stats.frames} frames in {stats.seconds:.1f} s ({stats.fps:.2f} frames/s) -> "
           f"{', '.join(where)}")
@@ -138,8 +159,10 @@ def run_propagate(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------------------ datasets
 def run_dataset(args: argparse.Namespace) -> int:
     from ..datasets import list_davis, list_youtube_vos, parse_shard, shard
+    from ..outputs import Destination, prepare_outputs
     from ..runner import Worker, run_tasks
 
+    prepare_outputs([Destination(args.out, "folder", "--out")])
     if args.command == "run-davis":
         tasks = list_davis(args.root, split=args.split, late_objects=args.late_objects)
     else:
@@ -154,12 +177,23 @@ def run_dataset(args: argparse.Namespace) -> int:
         args.device = worker.device()
     print(f"rank {worker.rank}/{worker.world_size}: {len(mine)} of {len(tasks)} videos -> {args.out}")
     run_tasks(load_predictor(args), mine, args.out, propagation_config(args), worker=worker,
-              overwrite=args.overwrite, tuned=load_tuned_prompt(args), tuned_source=str(args.prompt))
+              overwrite=args.overwrite, tuned=load_tuned_prompt(args), tuned_source=str(args.prompt),
+              settings={"late_objects": getattr(args, "late_objects", False)})
     return 0
 
 
 # ------------------------------------------------------------------------------------------------------ demo
 def run_demo_command(args: argparse.Namespace) -> int:
+    from ..locks import OutputLock
+    from ..outputs import Destination, prepare_outputs
+
+    prepare_outputs([Destination(args.out, "folder", "--out")])
+    with OutputLock(args.out):
+        return _demo(args)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """The demo itself, once ``--out`` is checked and locked."""
     from .demo import run_demo
 
     predictor = load_predictor(args)
@@ -197,14 +231,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description="Propagate masks through a video file, a frame folder or a camera stream.")
     p.add_argument("input", help="video file (mp4, mkv, avi, webm, mov) or folder of frames")
     p.add_argument("--masks", metavar="PNG", help="first-frame mask (palette or label PNG)")
-    p.add_argument("--mask-at", nargs=2, action="append", metavar=("FRAME", "PNG"),
+    p.add_argument("--mask-at", nargs=2, action=types.FrameAndPath, metavar=("FRAME", "PNG"),
                    help="a mask for a later frame index: new objects start there, given objects are corrected")
     p.add_argument("--out", type=Path, metavar="DIR", help="palette PNGs in DIR/<video>/<frame>.png")
     p.add_argument("--overlay", type=Path, metavar="MP4", help="H.264 video with the masks blended in")
     p.add_argument("--alpha", type=Path, metavar="DIR", help="per-object alpha mattes DIR/<video>/<id>/<frame>.png")
     p.add_argument("--rle", type=Path, metavar="JSON", help="COCO run-length-encoded masks of the whole video")
     p.add_argument("--numpy", type=Path, metavar="DIR", help="per-frame .npy label maps")
-    p.add_argument("--name", help="video name for output folders (default: from the input path)")
+    p.add_argument("--name", type=types.file_name, help="video name for output folders (default: from the input path)")
     add_tuned_prompt_arg(p, "a permanent example from frame 0, with --masks or instead of them")
     add_model_args(p)
     add_propagation_args(p)
@@ -215,7 +249,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "shipped model, write masks and an overlay video, and report J&F.")
     p.add_argument("--out", type=Path, default=Path("seggpt-vos-demo"), metavar="DIR",
                    help="output folder (default ./seggpt-vos-demo)")
-    p.add_argument("--seed", type=int, default=None, help="video seed (default: the held-out demo seed)")
+    p.add_argument("--seed", type=types.seed, default=None, help="video seed (default: the held-out demo seed)")
     add_model_args(p)
     add_propagation_args(p)
     p.set_defaults(run=run_demo_command)
@@ -226,7 +260,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                   "(resume); under torchrun each rank takes its share of the videos.")
         if command == "run-davis":
             p.add_argument("--root", type=Path, required=True, help="DAVIS root (JPEGImages/, Annotations/, ImageSets/)")
-            p.add_argument("--split", default="val", help="ImageSets/2017/<split>.txt (default val)")
+            p.add_argument("--split", type=types.file_name, default="val", help="ImageSets/2017/<split>.txt (default val)")
             p.add_argument("--late-objects", action="store_true",
                            help="also prompt objects absent from frame 0 where they first appear")
         else:

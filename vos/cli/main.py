@@ -3,7 +3,7 @@
 Each subcommand lives next to the code it drives and plugs in through ``register(subparsers)``, which adds its
 parser(s) and sets ``run=<callable(args) -> int>``. Registration imports no torch, so ``seggpt-vos eval`` stays light;
 heavy imports happen inside ``run``. Bad input raises an ``InputError`` (or eval's ``EvalError``), printed here as one
-line with exit code 2.
+line with exit code 2, and so is an OS error (disk full, read-only or missing folder): finished outputs are kept.
 """
 
 from __future__ import annotations
@@ -41,6 +41,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.run(args) or 0)
     except user_error_types() as err:
         print(f"seggpt-vos {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # the disk or file system refused a read or write: one line naming the path
+        from ..outputs import describe_os_error
+
+        print(f"seggpt-vos {args.command}: error: {describe_os_error(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"seggpt-vos {args.command}: interrupted; finished outputs are kept, rerun to resume", file=sys.stderr)

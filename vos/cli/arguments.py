@@ -1,0 +1,123 @@
+"""Argument types: every value the command line accepts is checked where it is defined.
+
+Each function is an argparse ``type=``: it turns the text into a value or raises ``argparse.ArgumentTypeError``, which
+argparse prints as one line (``error: argument --steps: ...``) with exit code 2, before any work starts. Every numeric
+flag of ``seggpt-vos`` and ``scripts/train.py`` uses one of them (``tests/test_arguments.py`` checks that none is a
+bare ``int``/``float`` and fuzzes each with nan, inf, -1 and text). Nothing here imports torch unless a ``--device``
+is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+
+#: Largest ``--context``: previous predictions kept as prompts. Each one holds its frame and scores at model resolution
+#: and is painted against every query; on the shipped model, memory grows about 40 MB per context frame in windows
+#: mode, so 64 stays under 3 GB, and the paper's best is 7 (8 frames with the first).
+MAX_CONTEXT = 64
+
+#: Largest seed: numpy and torch generators both take it.
+MAX_SEED = 2**32 - 1
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def _real(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def int_range(low: int, high: int | None = None, *, why: str = ""):
+    """A whole number within ``low..high`` (no upper bound when ``high`` is None); ``why`` explains the bound."""
+
+    def check(text: str) -> int:
+        value = _integer(text)
+        if value < low or (high is not None and value > high):
+            bound = f">= {low}" if high is None else f"within {low}..{high}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}{why}")
+        return value
+
+    check.__name__ = f"int_range({low}, {high})"
+    return check
+
+
+def float_range(low: float, high: float | None = None, *, low_open: bool = False):
+    """A finite number >= ``low`` (> ``low`` when ``low_open``) and <= ``high`` when given."""
+
+    def check(text: str) -> float:
+        value = _real(text)
+        if (value <= low if low_open else value < low) or (high is not None and value > high):
+            bound = f"{'>' if low_open else '>='} {low}" + (f" and <= {high}" if high is not None else "")
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {value:g}")
+        return value
+
+    check.__name__ = f"float_range({low}, {high})"
+    return check
+
+
+positive_int = int_range(1)
+non_negative_int = int_range(0)
+seed = int_range(0, MAX_SEED)
+context_size = int_range(0, MAX_CONTEXT, why=f" (each context frame costs memory and time; the paper's best is 7, "
+                                              f"and more than {MAX_CONTEXT} exhausts memory on long videos)")
+positive_float = float_range(0.0, low_open=True)
+non_negative_float = float_range(0.0)
+probability = float_range(0.0, 1.0)
+fraction = float_range(0.0, 1.0, low_open=True)  #: within (0, 1]
+
+#: The numeric types above: flags using them are fuzzed by the tests.
+NUMERIC_TYPES = (positive_int, non_negative_int, seed, context_size, positive_float, non_negative_float, probability,
+                 fraction)
+
+
+def device(text: str) -> str:
+    """``cpu``, ``cuda``, ``cuda:N`` or ``mps``, and only one this machine has."""
+    if not re.fullmatch(r"cpu|mps|cuda(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"unknown device {text!r}; use cpu, cuda, cuda:N or mps")
+    import torch
+
+    if text.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise argparse.ArgumentTypeError(f"{text}: CUDA is not available here (torch {torch.__version__}, "
+                                             f"{'no GPU found' if torch.version.cuda else 'built without CUDA'}); "
+                                             "use --device cpu")
+        index, count = int(text.partition(":")[2] or 0), torch.cuda.device_count()
+        if index >= count:
+            raise argparse.ArgumentTypeError(f"{text}: this machine has {count} CUDA device(s), 0..{count - 1}")
+    if text == "mps" and not torch.backends.mps.is_available():
+        raise argparse.ArgumentTypeError("mps is not available on this machine; use --device cpu")
+    return text
+
+
+def file_name(text: str) -> str:
+    """A single file or folder name (no path separators, not '.' or '..'): outputs stay inside their folder."""
+    if not text or text in (".", "..") or any(c in text for c in "/\\\0") or text != text.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a plain name; give a name without '/', '\\' or '..' "
+                                         "(outputs go inside the output folder)")
+    return text
+
+
+class FrameAndPath(argparse.Action):
+    """``--flag FRAME PATH`` (nargs=2, repeatable): appends (frame index >= 0, path)."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        frame, path = values
+        try:
+            index = non_negative_int(frame)
+        except argparse.ArgumentTypeError as err:
+            raise argparse.ArgumentError(self, f"frame index: {err}") from None
+        items = list(getattr(namespace, self.dest, None) or [])
+        items.append((index, path))
+        setattr(namespace, self.dest, items)
