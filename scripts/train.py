@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     from vos.training.samplers import SyntheticPairs
 
     d = TrainConfig()
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = types.OneLineParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, required=True, help="run folder: checkpoint.pt, loss.jsonl, summary.json")
     p.add_argument("--preset", default="seggpt-vos-small", help="model configuration from seggpt_core.model.PRESETS")
     p.add_argument("--data-root", type=Path, default=None,

@@ -283,7 +283,7 @@ class SegGPT(nn.Module):
             setattr(self, name, nn.Parameter(torch.zeros(1, 1, 1, dim)))
         n_pos = (cfg.pretrain_image_size // p) ** 2 + 1
         self.pos_embed = nn.Parameter(torch.zeros(1, n_pos, dim))
-        rates = torch.linspace(0, cfg.drop_path_rate, cfg.depth).tolist()
+        rates = torch.linspace(0, cfg.drop_path_rate, cfg.depth, device="cpu").tolist()  # CPU even under a meta device
         self.blocks = nn.ModuleList(Block(cfg, r) for r in rates)
         self.norm = nn.LayerNorm(dim, eps=cfg.layer_norm_eps)
         self.decoder_embed = nn.Linear(dim * len(cfg.tap_indices), p * p * cfg.decoder_dim)

@@ -49,14 +49,14 @@ class Destination:
 
 def prepare_outputs(destinations: Iterable[Destination], *, min_free: int = MIN_FREE_BYTES) -> None:
     """Check (and create the folders of) every destination before any work; :class:`InputError` on the first
-    problem. Two destinations naming one path are refused too."""
+    problem. A file given to two outputs is refused too (folders may be shared: each output names its files)."""
     destinations = list(destinations)
-    seen: dict[Path, str] = {}
+    seen: dict[Path, Destination] = {}
     for d in destinations:
         key = Path(os.path.abspath(d.path))
-        if key in seen:
-            raise InputError(f"{d.path}: given to both {seen[key]} and {d.flag}; give each output its own path")
-        seen[key] = d.flag
+        if key in seen and "file" in (d.kind, seen[key].kind):
+            raise InputError(f"{d.path}: given to both {seen[key].flag} and {d.flag}; give each output its own path")
+        seen[key] = d
     for d in destinations:
         _prepare(d, min_free)
 

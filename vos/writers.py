@@ -63,8 +63,10 @@ def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None
         with open(tmp, "wb") as f:
             write(f)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         tmp.unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.filename is None:  # a failed write (disk full) names its output
+            raise OSError(err.errno, err.strerror or str(err), str(path)) from err
         raise
 
 

@@ -1,7 +1,8 @@
 """Argument types: every value the command line accepts is checked where it is defined.
 
 Each function is an argparse ``type=``: it turns the text into a value or raises ``argparse.ArgumentTypeError``, which
-argparse prints as one line (``error: argument --steps: ...``) with exit code 2, before any work starts. Every numeric
+argparse prints as one line (``error: argument --steps: ...``, through :class:`OneLineParser`) with exit code 2,
+before any work starts. Every numeric
 flag of ``seggpt-vos`` and ``scripts/train.py`` uses one of them (``tests/test_arguments.py`` checks that none is a
 bare ``int``/``float`` and fuzzes each with nan, inf, -1 and text). Nothing here imports torch unless a ``--device``
 is given.
@@ -20,6 +21,13 @@ MAX_CONTEXT = 64
 
 #: Largest seed: numpy and torch generators both take it.
 MAX_SEED = 2**32 - 1
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line (the full usage is one ``--help`` away), exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
 def _integer(text: str) -> int:

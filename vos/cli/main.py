@@ -21,7 +21,9 @@ COMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="seggpt-vos", description="Segment and track objects in videos with SegGPT.")
+    from .arguments import OneLineParser
+
+    parser = OneLineParser(prog="seggpt-vos", description="Segment and track objects in videos with SegGPT.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
@@ -36,7 +38,10 @@ def user_error_types() -> tuple[type[Exception], ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as done:  # --help, or a bad argument (already reported in one line)
+        return done.code or 0
     try:
         return int(args.run(args) or 0)
     except user_error_types() as err:
