@@ -130,7 +130,8 @@ def read_config(path: Path) -> SegGPTConfig:
         _check_config_values(config.to_dict())
         config = SegGPTConfig.from_dict(config.to_dict())  # its own structural checks, on values known to be sane
     except (OSError, UnicodeDecodeError, ValueError, TypeError, ArithmeticError) as err:
-        raise InputError(f"{path}: not a usable model configuration ({str(err).splitlines()[0][:160]}); fix or "
+        reason = (str(err).splitlines() or ["unreadable"])[0][:160]
+        raise InputError(f"{path}: not a usable model configuration ({reason}); fix or "
                          "delete it (the weights' own shapes are then assumed to be the published ViT-L)") from None
     return config
 
@@ -144,7 +145,8 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             return load_file(str(path))
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as err:  # corrupt or non-weights file: one line, not a traceback
-        raise InputError(f"cannot read checkpoint {path} ({type(err).__name__}: {str(err).splitlines()[0][:160]}); "
+        reason = (str(err).splitlines() or ["empty or unreadable"])[0][:160]
+        raise InputError(f"cannot read checkpoint {path} ({type(err).__name__}: {reason}); "
                          "it must be a state dict saved as .pth or .safetensors") from None
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
         obj = obj["model"]

@@ -192,7 +192,7 @@ def test_output_problems_are_found_before_any_work(case, dog, tmp_path, capsys, 
     elif case == "out_is_file":
         args, expect = propagate + ["--out", str(tmp_path / "file.txt")], "is a file"
     elif case == "under_a_file":
-        args, expect = propagate + ["--overlay", str(tmp_path / "file.txt" / "o.mp4")], "file.txt is a file"
+        args, expect = propagate + ["--overlay", str(tmp_path / "file.txt" / "o.mp4")], "file.txt is not a folder"
     elif case == "read_only":
         ro = request.getfixturevalue("read_only_dir")
         args, expect = propagate + ["--out", str(ro / "masks")], "Read-only file system"

@@ -2,7 +2,8 @@
 
 A run learns that its output cannot be written before it spends minutes computing it: :func:`prepare_outputs` checks
 that each destination is the right kind (a folder where folders go, a file where files go, a container the encoder
-writes), that its folder exists or can be created, that a file can be created there (a probe file: this catches
+writes), that its folder exists or can be created (its nearest existing parent is a folder), that a file can be
+created there (a probe file: this catches
 read-only mounts and permissions, whoever runs it) and that the disk has some room left. Every command calls it
 first; failures are one :class:`InputError` line naming the flag and the path.
 
@@ -48,7 +49,7 @@ class Destination:
 
 
 def prepare_outputs(destinations: Iterable[Destination], *, min_free: int = MIN_FREE_BYTES) -> None:
-    """Check (and create the folders of) every destination before any work; :class:`InputError` on the first
+    """Check every destination before any work (creating nothing); :class:`InputError` on the first
     problem. A file given to two outputs is refused too (folders may be shared: each output names its files)."""
     destinations = list(destinations)
     seen: dict[Path, Destination] = {}
@@ -78,17 +79,17 @@ def _prepare(d: Destination, min_free: int) -> None:
         if path.exists() and not path.is_dir():
             raise InputError(f"{where}: is a file, but a folder is expected here; give a folder path")
         folder = path
-    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    # The nearest folder that exists is where the missing ones will be created: probe there (nothing is created).
+    existing = next(p for p in (folder, *folder.parents) if p.exists() or p.is_symlink())
     if not existing.is_dir():
-        raise InputError(f"{where}: cannot be created because {existing} is a file; give a path in a folder")
+        raise InputError(f"{where}: cannot be created because {existing} is not a folder; give a path in a folder")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".seggpt-vos-probe-{uuid.uuid4().hex[:8]}"
+        probe = existing / f".seggpt-vos-probe-{uuid.uuid4().hex[:8]}"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as err:
         raise InputError(f"{where}: cannot write there ({err.strerror or err}); give a writable location") from None
-    free = shutil.disk_usage(folder).free
+    free = shutil.disk_usage(existing).free
     if free < min_free:
         raise InputError(f"{where}: only {free / 2**20:.1f} MB free on that disk (at least {min_free / 2**20:.0f} MB "
                          "needed); free some space or write elsewhere")
