@@ -385,6 +385,16 @@ def test_a_corrupt_or_impossible_config_json_is_one_line(config, tiny_checkpoint
     assert "config.json" in err or "does not fit the model config" in err
 
 
+def test_images_beyond_the_pixel_limit_are_one_line(dog, tmp_path, capsys):
+    """A decompression bomb (a few hundred kB of PNG, 196 M pixels) as an image or as a mask."""
+    frames, masks = dog / "JPEGImages/480p/dog", dog / "Annotations/480p/dog"
+    Image.new("L", (14000, 14000)).save(tmp_path / "bomb.png")
+    for image, mask in ((tmp_path / "bomb.png", masks / "00000.png"), (frames / "00000.jpg", tmp_path / "bomb.png")):
+        assert main(["segment", "--prompt-image", str(image), "--prompt-mask", str(mask), "--input",
+                     str(frames / "00001.jpg"), "--output", str(tmp_path / "o"), "--model", "none.pth"]) == 2
+        assert "bomb.png" in one_line_error(capsys)
+
+
 # --- 7. outputs never escape, clash or mix settings -------------------------------------------------------------------
 
 

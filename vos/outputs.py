@@ -96,10 +96,18 @@ def _prepare(d: Destination, min_free: int) -> None:
 
 
 def describe_os_error(err: OSError) -> str:
-    """One line for an OS error met while reading or writing: the path, the reason, and that finished files stay."""
-    path = f"{err.filename}: " if err.filename else ""
-    return (f"{path}{err.strerror or err}; files finished before this are kept (rerun to resume once the disk or "
-            "folder is fixed)")
+    """One line for an OS error met while reading or writing: the path, the reason (saying so when the disk is
+    full), and that finished files stay."""
+    reason = err.strerror or (str(err.args[0]) if err.args else type(err).__name__)
+    path = ""
+    if err.filename:
+        path = f"{err.filename}: "
+        try:
+            if shutil.disk_usage(Path(err.filename).parent).free < 2**20:
+                reason += ", the disk is full"
+        except OSError:
+            pass
+    return f"{path}{reason}; files finished before this are kept (rerun to resume once the disk or folder is fixed)"
 
 
 # --- a video's outputs ------------------------------------------------------------------------------------------------
