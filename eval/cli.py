@@ -76,7 +76,8 @@ def check_output(path: Path, kind: str, flag: str) -> None:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as err:
-        raise EvalError(f"{flag} {path}: cannot write there ({err.strerror or err}); give a writable location") from None
+        raise EvalError(f"{flag} {path}: cannot write there ({err.strerror or err}); give a writable "
+                        "location") from None
 
 
 def _csv_dir(args: argparse.Namespace) -> Path:

@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="let objects other than id 1 first appear after frame 0 (YouTube-VOS style)")
     parser.add_argument("--procedural", action="store_true",
                         help="procedural textures only (no scikit-image photos)")
-    parser.add_argument("--split", type=types.file_name, default="val", help="ImageSets/2017/<split>.txt to write (default val)")
+    parser.add_argument("--split", type=types.file_name, default="val",
+                        help="ImageSets/2017/<split>.txt to write (default val)")
     args = parser.parse_args(argv)
     try:
         config = SyntheticVideoConfig(size=args.size, num_frames=args.frames, num_objects=args.objects,

@@ -32,13 +32,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="seggpt-vos-small", help="model configuration from seggpt_core.model.PRESETS")
     p.add_argument("--data-root", type=Path, default=None,
                    help="DAVIS/YouTube-VOS training set root (default: procedural synthetic videos)")
-    p.add_argument("--split", type=types.file_name, default="train", help="ImageSets/2017/<split>.txt for a DAVIS layout")
+    p.add_argument("--split", type=types.file_name, default="train",
+                   help="ImageSets/2017/<split>.txt for a DAVIS layout")
     p.add_argument("--max-gap", type=types.positive_int, default=8, help="largest frame distance within a pair")
     p.add_argument("--object-radius", type=types.fraction, nargs=2, default=SyntheticPairs.video.object_radius,
                    metavar=("MIN", "MAX"), help="generated objects' radius range, fraction of the short side")
     p.add_argument("--steps", type=types.positive_int, default=d.steps)
     p.add_argument("--batch-size", type=types.positive_int, default=d.batch_size)
-    p.add_argument("--accumulate", type=types.positive_int, default=d.accumulate, help="micro-batches per optimiser step")
+    p.add_argument("--accumulate", type=types.positive_int, default=d.accumulate,
+                   help="micro-batches per optimiser step")
     p.add_argument("--lr", type=types.positive_float, default=d.lr)
     p.add_argument("--min-lr", type=types.non_negative_float, default=d.min_lr)
     p.add_argument("--warmup-steps", type=types.non_negative_int, default=d.warmup_steps)
@@ -57,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=types.positive_int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--device", type=types.device, default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--checkpoint-every", type=types.positive_int, default=d.checkpoint_every)
-    p.add_argument("--stop-at", type=types.positive_int, default=None, help="stop (checkpointed) after this step; rerun to continue")
+    p.add_argument("--stop-at", type=types.positive_int, default=None,
+                   help="stop (checkpointed) after this step; rerun to continue")
     p.add_argument("--export", type=Path, default=None, help="write the final model here (model.safetensors)")
     p.add_argument("--no-progress", action="store_true")
     return p

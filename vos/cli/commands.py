@@ -14,7 +14,8 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--model", default=None,
                    help="weights: the shipped 'seggpt-vos-small' (default), a checkpoint file or folder "
                         "(official seggpt_vit_large.pth or HF model.safetensors), or a hub id (BAAI/seggpt-vit-large)")
-    g.add_argument("--device", type=types.device, default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    g.add_argument("--device", type=types.device, default=None,
+                   help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     g.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default=None,
                    help="matmul precision (default: bf16 on GPUs and AMX CPUs, else fp32)")
     g.add_argument("--compile", action="store_true", help="torch.compile the model (slow first frame)")
@@ -260,7 +261,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                   "(resume); under torchrun each rank takes its share of the videos.")
         if command == "run-davis":
             p.add_argument("--root", type=Path, required=True, help="DAVIS root (JPEGImages/, Annotations/, ImageSets/)")
-            p.add_argument("--split", type=types.file_name, default="val", help="ImageSets/2017/<split>.txt (default val)")
+            p.add_argument("--split", type=types.file_name, default="val",
+                           help="ImageSets/2017/<split>.txt (default val)")
             p.add_argument("--late-objects", action="store_true",
                            help="also prompt objects absent from frame 0 where they first appear")
         else:

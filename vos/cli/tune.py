@@ -145,10 +145,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     roots.add_argument("--ytvos-root", type=Path, metavar="DIR", help="YouTube-VOS split folder (JPEGImages, "
                        "Annotations)")
     src.add_argument("--sequence", type=types.file_name, help="sequence (video) name under the dataset root")
-    src.add_argument("--frames", nargs="+", type=types.non_negative_int, metavar="I", help="indices of the annotated frames to tune on")
+    src.add_argument("--frames", nargs="+", type=types.non_negative_int, metavar="I",
+                     help="indices of the annotated frames to tune on")
     t = p.add_argument_group("tuning")
     t.add_argument("--steps", type=types.positive_int, default=100, help="optimisation steps (default 100)")
-    t.add_argument("--lr", type=types.positive_float, default=0.05, help="Adam learning rate, cosine-decayed (default 0.05)")
+    t.add_argument("--lr", type=types.positive_float, default=0.05,
+                   help="Adam learning rate, cosine-decayed (default 0.05)")
     t.add_argument("--batch-size", type=types.positive_int, default=4, help="annotated images per step (default 4)")
     t.add_argument("--seed", type=types.seed, default=0, help="seed of the batch sampling and augmentation (default 0)")
     t.add_argument("--init", type=types.non_negative_int, default=0, metavar="I",
