@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=types.seed, default=d.seed)
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                    help="auto: bf16 autocast where the hardware runs bf16 fast (CUDA, AMX/AVX-512-bf16 CPUs), else fp32")
-    p.add_argument("--workers", type=types.non_negative_int, default=d.num_workers, help="data-loader processes")
+    p.add_argument("--workers", type=types.loader_workers, default=d.num_workers, help="data-loader processes")
     p.add_argument("--threads", type=types.positive_int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--device", type=types.device, default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--checkpoint-every", type=types.positive_int, default=d.checkpoint_every)

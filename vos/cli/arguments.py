@@ -80,14 +80,15 @@ non_negative_int = int_range(0)
 seed = int_range(0, MAX_SEED)
 context_size = int_range(0, MAX_CONTEXT, why=f" (each context frame costs memory and time; the paper's best is 7, "
                                               f"and more than {MAX_CONTEXT} exhausts memory on long videos)")
+loader_workers = int_range(0, 64, why=" (each is a process holding its own copy of the data pipeline)")
 positive_float = float_range(0.0, low_open=True)
 non_negative_float = float_range(0.0)
 probability = float_range(0.0, 1.0)
 fraction = float_range(0.0, 1.0, low_open=True)  #: within (0, 1]
 
 #: The numeric types above: flags using them are fuzzed by the tests.
-NUMERIC_TYPES = (positive_int, non_negative_int, seed, context_size, positive_float, non_negative_float, probability,
-                 fraction)
+NUMERIC_TYPES = (positive_int, non_negative_int, seed, context_size, loader_workers, positive_float, non_negative_float,
+                 probability, fraction)
 
 
 def device(text: str) -> str:
