@@ -434,10 +434,26 @@ def test_inputs_whose_results_would_clash_are_refused(dog, tmp_path, capsys):
     err = one_line_error(capsys)
     assert str(frames / "00001.jpg") in err and str(same_stem) in err
     assert main([*seg, "--input", str(same_stem), "--output", str(tmp_path / "a")]) == 2  # would overwrite the input
-    assert "overwrite the input" in one_line_error(capsys)
+    assert "is also an input" in one_line_error(capsys)
     assert main(["propagate", str(frames), "--masks", str(masks / "00000.png"), "--overlay", str(tmp_path / "x.mp4"),
                  "--rle", str(tmp_path / "x.mp4"), "--model", str(tmp_path / "none.pth")]) == 2
     assert "both --overlay and --rle" in one_line_error(capsys)
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"precious")
+    for extra in (["--overlay", str(video)], ["--rle", str(masks / "00000.png")]):  # an output that is an input
+        assert main(["propagate", str(video), "--masks", str(masks / "00000.png"), *extra]) == 2
+        assert "is also an input" in one_line_error(capsys)
+    assert video.read_bytes() == b"precious"
+    png_frames = tmp_path / "pngs" / "clip"  # frames as PNGs, and --out their parent: masks would replace them
+    png_frames.mkdir(parents=True)
+    for i in range(2):
+        Image.open(frames / f"{i:05d}.jpg").save(png_frames / f"{i:05d}.png")
+    assert main(["propagate", str(png_frames), "--masks", str(masks / "00000.png"), "--out", str(png_frames.parent),
+                 "--model", str(tmp_path / "none.pth")]) == 2
+    assert "is also an input" in one_line_error(capsys)
+    assert main(["tune", "--images", str(frames / "00000.jpg"), "--masks", str(masks / "00000.png"), "--out",
+                 str(masks / "00000.png")]) == 2
+    assert "is also an input" in one_line_error(capsys)
 
 
 @pytest.fixture(scope="module")

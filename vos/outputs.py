@@ -48,10 +48,13 @@ class Destination:
     suffixes: tuple[str, ...] = ()
 
 
-def prepare_outputs(destinations: Iterable[Destination], *, min_free: int = MIN_FREE_BYTES) -> None:
+def prepare_outputs(destinations: Iterable[Destination], *, inputs: Iterable[str | Path] = (),
+                    min_free: int = MIN_FREE_BYTES) -> None:
     """Check every destination before any work (creating nothing); :class:`InputError` on the first
-    problem. A file given to two outputs is refused too (folders may be shared: each output names its files)."""
+    problem. A file given to two outputs, or one of the ``inputs``, is refused too (folders may be shared: each
+    output names its files)."""
     destinations = list(destinations)
+    check_not_inputs([d.path for d in destinations if d.kind == "file"], inputs)
     seen: dict[Path, Destination] = {}
     for d in destinations:
         key = Path(os.path.abspath(d.path))
@@ -93,6 +96,15 @@ def _prepare(d: Destination, min_free: int) -> None:
     if free < min_free:
         raise InputError(f"{where}: only {free / 2**20:.1f} MB free on that disk (at least {min_free / 2**20:.0f} MB "
                          "needed); free some space or write elsewhere")
+
+
+def check_not_inputs(targets: Iterable[Path], inputs: Iterable[str | Path]) -> None:
+    """Refuse an output that would replace one of the command's inputs (``propagate v.mp4 --overlay v.mp4``)."""
+    given = {Path(p).resolve(): p for p in inputs}
+    for target in targets:
+        if target.resolve() in given:
+            raise InputError(f"{target}: is also an input ({given[target.resolve()]}); writing there would destroy "
+                             "it, give another output path")
 
 
 def describe_os_error(err: OSError) -> str:
@@ -147,10 +159,12 @@ def video_targets(destinations: Sequence[Destination], video: str) -> list[Path]
     return [d.path / video if d.kind == "folder" else d.path for d in destinations]
 
 
-def claim_video(destinations: Sequence[Destination], video: str) -> ExitStack:
+def claim_video(destinations: Sequence[Destination], video: str, *, inputs: Iterable[str | Path] = ()) -> ExitStack:
     """Lock every output of ``video`` (released when the returned stack closes); :class:`InputError` naming the
-    holder when another live run has one of them."""
+    holder when another live run has one of them, or when an output is one of the ``inputs`` (a frame folder
+    ``X/dog`` and ``--out X``)."""
     targets = video_targets(destinations, video)
+    check_not_inputs(targets, inputs)
     with ExitStack() as stack:
         for target in targets:
             stack.enter_context(OutputLock(target))

@@ -118,16 +118,16 @@ def check_segment_targets(args: argparse.Namespace) -> None:
     """Each input gets its own ``<output>/<stem>.png``, which overwrites no input: refuse clashing names."""
     from seggpt_core.errors import InputError
 
-    inputs = {Path(p).resolve() for p in [*args.input, *(args.prompt_image or []), *(args.prompt_mask or [])]}
+    from ..outputs import check_not_inputs
+
     by_target: dict[Path, str] = {}
     for path in args.input:
         target = (args.output / f"{Path(path).stem}.png").resolve()
         if target in by_target:
             raise InputError(f"{by_target[target]} and {path} would both be written to {target}; segment them into "
                              "different --output folders or rename one")
-        if target in inputs:
-            raise InputError(f"the mask of {path} would overwrite the input {target}; give another --output folder")
         by_target[target] = path
+    check_not_inputs(by_target, [*args.input, *(args.prompt_image or []), *(args.prompt_mask or [])])
 
 
 # ------------------------------------------------------------------------------------------------------ propagate
@@ -138,7 +138,8 @@ def run_propagate(args: argparse.Namespace) -> int:
 
     outputs = OutputSpec(masks=args.out, overlay=args.overlay, alpha=args.alpha, rle=args.rle, numpy=args.numpy)
     destinations = spec_destinations(outputs)
-    prepare_outputs(destinations)
+    inputs = [p for p in (args.input, args.masks, args.prompt, *(p for _, p in args.mask_at or [])) if p is not None]
+    prepare_outputs(destinations, inputs=inputs)
     tuned = load_tuned_prompt(args)
     if args.masks is None and tuned is None:
         from seggpt_core.errors import InputError
@@ -148,7 +149,7 @@ def run_propagate(args: argparse.Namespace) -> int:
     for frame, path in args.mask_at or []:
         masks[int(frame)] = path
     source = open_source(args.input, name=args.name)
-    with claim_video(destinations, source.name):
+    with claim_video(destinations, source.name, inputs=inputs):
         stats = run_video(load_predictor(args), source, masks, outputs, propagation_config(args), tuned=tuned,
                           tuned_source=str(args.prompt))
     where = [str(p) for p in (args.out and args.out / stats.name, args.overlay, args.alpha, args.rle, args.numpy) if p]
@@ -179,8 +180,15 @@ def run_dataset(args: argparse.Namespace) -> int:
     print(f"rank {worker.rank}/{worker.world_size}: {len(mine)} of {len(tasks)} videos -> {args.out}")
     run_tasks(load_predictor(args), mine, args.out, propagation_config(args), worker=worker,
               overwrite=args.overwrite, tuned=load_tuned_prompt(args), tuned_source=str(args.prompt),
-              settings={"late_objects": getattr(args, "late_objects", False)})
+              settings=task_settings(args))
     return 0
+
+
+def task_settings(args: argparse.Namespace) -> dict:
+    """What else decides a dataset run's results besides the model and propagation settings (recorded with them)."""
+    if args.command == "run-davis":
+        return {"late_objects": args.late_objects}
+    return {"frames_root": str(args.frames_root) if args.frames_root else None}
 
 
 # ------------------------------------------------------------------------------------------------------ demo

@@ -89,7 +89,7 @@ def run_tune(args: argparse.Namespace) -> int:
     from ..locks import OutputLock
     from ..outputs import Destination, prepare_outputs
 
-    prepare_outputs([Destination(args.out, "file", "--out")])
+    prepare_outputs([Destination(args.out, "file", "--out")], inputs=[*(args.images or []), *(args.masks or [])])
     with OutputLock(args.out):
         return _tune(args)
 
