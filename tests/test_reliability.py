@@ -364,6 +364,11 @@ def test_devices_this_machine_lacks_are_one_line(device, capsys):
         pytest.skip("this machine has MPS")
     assert main(["segment", "--input", "a.png", "--output", "o", "--device", device]) == 2
     assert "--device" in one_line_error(capsys)
+    from seggpt_core.model import PRESETS, SegGPT
+    from seggpt_core.predictor import SegGPTPredictor
+
+    with pytest.raises(InputError):  # the Python API refuses it the same way
+        SegGPTPredictor(SegGPT(PRESETS["test-tiny"]), device=device)
 
 
 @pytest.mark.parametrize("config", ["{not json", "[1, 2]", '{"depth": "abc"}', '{"patch_size": 0}',

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 
 #: Largest ``--context``: previous predictions kept as prompts. Each one holds its frame and scores at model resolution
 #: and is painted against every query; on the shipped model, memory grows about 40 MB per context frame in windows
@@ -93,20 +92,13 @@ NUMERIC_TYPES = (positive_int, non_negative_int, seed, context_size, loader_work
 
 def device(text: str) -> str:
     """``cpu``, ``cuda``, ``cuda:N`` or ``mps``, and only one this machine has."""
-    if not re.fullmatch(r"cpu|mps|cuda(:\d+)?", text):
-        raise argparse.ArgumentTypeError(f"unknown device {text!r}; use cpu, cuda, cuda:N or mps")
-    import torch
+    from seggpt_core.errors import InputError
+    from seggpt_core.predictor import resolve_device
 
-    if text.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise argparse.ArgumentTypeError(f"{text}: CUDA is not available here (torch {torch.__version__}, "
-                                             f"{'no GPU found' if torch.version.cuda else 'built without CUDA'}); "
-                                             "use --device cpu")
-        index, count = int(text.partition(":")[2] or 0), torch.cuda.device_count()
-        if index >= count:
-            raise argparse.ArgumentTypeError(f"{text}: this machine has {count} CUDA device(s), 0..{count - 1}")
-    if text == "mps" and not torch.backends.mps.is_available():
-        raise argparse.ArgumentTypeError("mps is not available on this machine; use --device cpu")
+    try:
+        resolve_device(text)
+    except InputError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
     return text
 
 
