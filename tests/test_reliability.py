@@ -467,6 +467,15 @@ def small_davis(shared_data, tmp_path_factory) -> Path:
                              {"blackswan-x3": 4, "libby-x2": 3})
 
 
+def test_results_never_overwrite_the_dataset(small_davis, tiny_checkpoint, capsys):
+    annotations = small_davis / "Annotations/480p"
+    before = {p: p.read_bytes() for p in annotations.rglob("*.png")}
+    assert main(["run-davis", "--root", str(small_davis), "--out", str(annotations), "--model",
+                 str(tiny_checkpoint)]) == 2
+    assert "is also an input" in one_line_error(capsys)
+    assert {p: p.read_bytes() for p in annotations.rglob("*.png")} == before
+
+
 def test_resuming_with_other_settings_is_refused_unless_overwrite(small_davis, tiny_checkpoint, tmp_path, capsys):
     common = ["run-davis", "--root", str(small_davis), "--out", str(tmp_path), "--model", str(tiny_checkpoint)]
     assert main([*common, "--context", "1"]) == 0

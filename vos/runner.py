@@ -31,7 +31,7 @@ from seggpt_core.predictor import SegGPTPredictor
 from .datasets import VideoTask
 from .locks import OutputLock
 from .masks import load_mask
-from .outputs import check_video_name
+from .outputs import check_not_inputs, check_video_name
 from .pipeline import OutputSpec, VideoStats, run_video
 from .session import PropagationConfig
 from .writers import completed_frames
@@ -138,8 +138,9 @@ def run_tasks(predictor: SegGPTPredictor, tasks: Sequence[VideoTask], out: Path,
     is a tuned prompt used in every video alongside its masks; ``settings``: what else decided the tasks' prompts
     (recorded with the results). Videos another live run is writing are skipped."""
     out.mkdir(parents=True, exist_ok=True)
-    for task in tasks:
+    for task in tasks:  # every video's folder stays inside ``out`` and is none of its inputs (--out DAVIS/Annotations)
         check_video_name(task.name)
+        check_not_inputs([out / task.name], [task.frames_dir, *{p.parent for p in task.masks.values()}])
     record_settings(out, run_settings(predictor, config, tuned, settings), overwrite)
     log = out / f"timing-{worker.rank}.jsonl"
     done, busy = [], []
