@@ -13,9 +13,10 @@ from __future__ import annotations
 import argparse
 import math
 
-#: Largest ``--context``: previous predictions kept as prompts. Each one holds its frame and scores at model resolution
-#: and is painted against every query; on the shipped model, memory grows about 40 MB per context frame in windows
-#: mode, so 64 stays under 3 GB, and the paper's best is 7 (8 frames with the first).
+#: Largest ``--context``: previous predictions kept as prompts. Each one keeps its frame, slots and windows and is
+#: painted against every query: with the shipped model at 480p, peak memory grew from 383 MB (context 0) to 1468 MB
+#: (context 64) for one object, about 17 MB per context frame, and more with several objects (about 40 MB each was
+#: seen), so 64 stays within a few GB. The paper's best is 7 (8 frames with the first).
 MAX_CONTEXT = 64
 
 #: Largest seed: numpy and torch generators both take it.
