@@ -7,6 +7,7 @@ results. Bad input raises ``EvalError`` (one line, exit code 2 through the CLI).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -61,6 +62,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ytvos.set_defaults(run=run_ytvos)
 
 
+def check_output(path: Path, kind: str, flag: str) -> None:
+    """Before any scoring: ``path`` (a "folder" or a "file") can be written, or an ``EvalError`` naming ``flag``.
+    (eval stands alone, so this is its own small version of vos.outputs.prepare_outputs.)"""
+    if kind == "file" and path.is_dir():
+        raise EvalError(f"{flag} {path}: is a folder; give a file path")
+    if kind == "folder" and path.exists() and not path.is_dir():
+        raise EvalError(f"{flag} {path}: is a file; give a folder")
+    folder = path if kind == "folder" else path.parent
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise EvalError(f"{flag} {path}: cannot be created because {existing} is a file; give a path in a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".eval-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise EvalError(f"{flag} {path}: cannot write there ({err.strerror or err}); give a writable "
+                        "location") from None
+
+
+def _csv_dir(args: argparse.Namespace) -> Path:
+    """Where the CSVs go, checked: ``--csv-dir``, or the results folder (left to the evaluation when missing)."""
+    if args.csv_dir is not None:
+        check_output(args.csv_dir, "folder", "--csv-dir")
+        return args.csv_dir
+    if args.results.exists():
+        check_output(args.results, "folder", "--results")
+    return args.results
+
+
 def _finish(report, csv_dir: Path) -> None:
     from .report import format_report, write_csvs
 
@@ -75,7 +107,7 @@ def run_davis(args: argparse.Namespace) -> int:
     from .sequence import Protocol
 
     protocol = Protocol(args.protocol)
-    csv_dir = args.csv_dir or args.results
+    csv_dir = _csv_dir(args)
     if Path(csv_dir).is_dir():
         remove_stale_csvs(csv_dir, args.set_name, protocol)
     report = evaluate_davis(args.davis_root, args.results, args.set_name, protocol=protocol, workers=args.workers,
@@ -90,12 +122,13 @@ def run_ytvos(args: argparse.Namespace) -> int:
     from .ytvos import build_submission, evaluate_ytvos, overall_score, seen_categories, ytvos_set_name
 
     if args.zip is not None:
+        check_output(args.zip, "file", "--zip")
         count = build_submission(args.split_root, args.results, args.zip)
         print(f"wrote {args.zip} ({count} frames)")
         return 0
     seen = seen_categories(args.train_meta) if args.train_meta else None
     set_name = ytvos_set_name(args.split_root)
-    csv_dir = args.csv_dir or args.results
+    csv_dir = _csv_dir(args)
     if Path(csv_dir).is_dir():
         remove_stale_csvs(csv_dir, set_name, Protocol.SPARSE)
     report = evaluate_ytvos(args.split_root, args.results, seen=seen, workers=args.workers,
@@ -114,4 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.run(args) or 0)
     except EvalError as err:
         print(f"{parser.prog} {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # the disk refused a read or write: one line naming the path
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"{parser.prog} {args.command}: error: {where}{err.strerror or err}", file=sys.stderr)
         return 2

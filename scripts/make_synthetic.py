@@ -14,6 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from seggpt_core.errors import InputError  # noqa: E402
+from vos.cli import arguments as types  # noqa: E402
 from vos.training.synthetic import SyntheticVideoConfig, write_davis_dataset  # noqa: E402
 
 
@@ -36,16 +37,17 @@ def parse_range(text: str) -> tuple[int, int]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="dataset root (created)")
-    parser.add_argument("--videos", type=int, default=10, help="number of videos")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the first video; the others count up")
-    parser.add_argument("--frames", type=int, default=50, help="frames per video")
+    parser.add_argument("--videos", type=types.positive_int, default=10, help="number of videos")
+    parser.add_argument("--seed", type=types.seed, default=0, help="seed of the first video; the others count up")
+    parser.add_argument("--frames", type=types.positive_int, default=50, help="frames per video")
     parser.add_argument("--size", type=parse_size, default=(480, 854), help="HxW (default 480x854)")
     parser.add_argument("--objects", type=parse_range, default=(1, 4), help="objects per video, N or MIN-MAX")
     parser.add_argument("--late-objects", action="store_true",
                         help="let objects other than id 1 first appear after frame 0 (YouTube-VOS style)")
     parser.add_argument("--procedural", action="store_true",
                         help="procedural textures only (no scikit-image photos)")
-    parser.add_argument("--split", default="val", help="ImageSets/2017/<split>.txt to write (default val)")
+    parser.add_argument("--split", type=types.file_name, default="val",
+                        help="ImageSets/2017/<split>.txt to write (default val)")
     args = parser.parse_args(argv)
     try:
         config = SyntheticVideoConfig(size=args.size, num_frames=args.frames, num_objects=args.objects,

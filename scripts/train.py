@@ -21,49 +21,71 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     from seggpt_core.training import TrainConfig
+    from vos.cli import arguments as types
     from vos.training.samplers import SyntheticPairs
 
     d = TrainConfig()
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = types.OneLineParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, required=True, help="run folder: checkpoint.pt, loss.jsonl, summary.json")
     p.add_argument("--preset", default="seggpt-vos-small", help="model configuration from seggpt_core.model.PRESETS")
     p.add_argument("--data-root", type=Path, default=None,
                    help="DAVIS/YouTube-VOS training set root (default: procedural synthetic videos)")
-    p.add_argument("--split", default="train", help="ImageSets/2017/<split>.txt for a DAVIS layout")
-    p.add_argument("--max-gap", type=int, default=8, help="largest frame distance within a pair")
-    p.add_argument("--object-radius", type=float, nargs=2, default=SyntheticPairs.video.object_radius,
+    p.add_argument("--split", type=types.file_name, default="train",
+                   help="ImageSets/2017/<split>.txt for a DAVIS layout")
+    p.add_argument("--max-gap", type=types.positive_int, default=8, help="largest frame distance within a pair")
+    p.add_argument("--object-radius", type=types.fraction, nargs=2, default=SyntheticPairs.video.object_radius,
                    metavar=("MIN", "MAX"), help="generated objects' radius range, fraction of the short side")
-    p.add_argument("--steps", type=int, default=d.steps)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--accumulate", type=int, default=d.accumulate, help="micro-batches per optimiser step")
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--min-lr", type=float, default=d.min_lr)
-    p.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--half-mask-prob", type=float, default=d.half_mask_prob)
-    p.add_argument("--mix-context-prob", type=float, default=d.mix_context_prob)
-    p.add_argument("--prompt-noise-prob", type=float, default=d.prompt_noise_prob,
+    p.add_argument("--steps", type=types.positive_int, default=d.steps)
+    p.add_argument("--batch-size", type=types.positive_int, default=d.batch_size)
+    p.add_argument("--accumulate", type=types.positive_int, default=d.accumulate,
+                   help="micro-batches per optimiser step")
+    p.add_argument("--lr", type=types.positive_float, default=d.lr)
+    p.add_argument("--min-lr", type=types.non_negative_float, default=d.min_lr)
+    p.add_argument("--warmup-steps", type=types.non_negative_int, default=d.warmup_steps)
+    p.add_argument("--weight-decay", type=types.non_negative_float, default=d.weight_decay)
+    p.add_argument("--half-mask-prob", type=types.probability, default=d.half_mask_prob)
+    p.add_argument("--mix-context-prob", type=types.probability, default=d.mix_context_prob)
+    p.add_argument("--prompt-noise-prob", type=types.probability, default=d.prompt_noise_prob,
                    help="chance a query-half sample shows the model a perturbed prompt mask")
-    p.add_argument("--prompt-noise-px", type=int, default=d.prompt_noise_px)
-    p.add_argument("--pairs-per-scene", type=int, default=d.pairs_per_scene,
+    p.add_argument("--prompt-noise-px", type=types.non_negative_int, default=d.prompt_noise_px)
+    p.add_argument("--pairs-per-scene", type=types.positive_int, default=d.pairs_per_scene,
                    help="consecutive samples drawn from one video (shares the cost of generating it)")
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--seed", type=types.seed, default=d.seed)
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                    help="auto: bf16 autocast where the hardware runs bf16 fast (CUDA, AMX/AVX-512-bf16 CPUs), else fp32")
-    p.add_argument("--workers", type=int, default=d.num_workers, help="data-loader processes")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
-    p.add_argument("--stop-at", type=int, default=None, help="stop (checkpointed) after this step; rerun to continue")
+    p.add_argument("--workers", type=types.loader_workers, default=d.num_workers, help="data-loader processes")
+    p.add_argument("--threads", type=types.positive_int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--device", type=types.device, default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--checkpoint-every", type=types.positive_int, default=d.checkpoint_every)
+    p.add_argument("--stop-at", type=types.positive_int, default=None,
+                   help="stop (checkpointed) after this step; rerun to continue")
     p.add_argument("--export", type=Path, default=None, help="write the final model here (model.safetensors)")
     p.add_argument("--no-progress", action="store_true")
-    return p.parse_args(argv)
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = build_parser().parse_args(argv)
+    from seggpt_core.errors import InputError
+    from vos.locks import OutputLock
+    from vos.outputs import Destination, describe_os_error, prepare_outputs
+
+    try:
+        prepare_outputs([Destination(args.out, "folder", "--out")]
+                        + ([Destination(args.export, "folder", "--export")] if args.export else []))
+        with OutputLock(args.out):
+            return train(args)
+    except InputError as err:
+        print(f"train: error: {err}", file=sys.stderr)
+    except OSError as err:
+        print(f"train: error: {describe_os_error(err)}", file=sys.stderr)
+    return 2
+
+
+def train(args: argparse.Namespace) -> int:
+    """The run itself, once its folders are checked and ``--out`` is locked."""
     import torch
 
     from seggpt_core.atomic import atomic_write

@@ -21,8 +21,23 @@ _TEMP_TAG = ".tmp-"
 
 
 def temp_path(path: Path) -> Path:
-    """A hidden, unique temp name next to ``path`` that keeps its suffix (``.NAME.tmp-XXXX.SUFFIX``)."""
-    return path.with_name(f".{path.stem}{_TEMP_TAG}{uuid.uuid4().hex[:8]}{path.suffix}")
+    """A hidden, unique temp name next to ``path`` that keeps its suffix (``.NAME.tmp-PID-XXXX.SUFFIX``); the pid
+    tells a later run whether the file's writer is still alive (:func:`remove_stale_temps`)."""
+    return path.with_name(f".{path.stem}{_TEMP_TAG}{os.getpid()}-{uuid.uuid4().hex[:8]}{path.suffix}")
+
+
+def _writer_alive(temp: Path) -> bool:
+    """Whether the process that named ``temp`` (its pid is in the name) still runs on this machine."""
+    pid = temp.name.partition(_TEMP_TAG)[2].partition("-")[0]
+    if not pid.isdigit():
+        return False  # an older name without a pid: its writer is gone
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @contextmanager
@@ -35,8 +50,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         tmp.unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.filename is None:  # a failed write (disk full) names its output
+            raise OSError(err.errno, err.strerror or str(err), str(path)) from err
         raise
 
 
@@ -49,9 +66,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
 def remove_stale_temps(folder: Path, suffix: str, stem: str | None = None) -> None:
     """Delete temp files that a killed run left in ``folder`` for ``<stem><suffix>`` (any stem when None).
 
-    Only names this module creates are touched, and only of one suffix, as a whole-video output of another suffix may
-    be writing its temp file in the same folder.
+    Only names this module creates are touched, only of one suffix, as a whole-video output of another suffix may be
+    writing its temp file in the same folder, and only those of processes that are gone: another live run's files in
+    flight are left alone.
     """
     pattern = f".{'*' if stem is None else glob.escape(stem)}{_TEMP_TAG}*{suffix}"
     for p in folder.glob(pattern):
-        p.unlink(missing_ok=True)
+        if not _writer_alive(p):
+            p.unlink(missing_ok=True)

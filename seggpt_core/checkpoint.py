@@ -17,6 +17,7 @@ Keys are checked strictly: a missing or unexpected key or a wrong shape is an :c
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -75,7 +76,7 @@ def to_official_keys(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Ten
 
 def config_fields(d: dict) -> dict:
     """Our ``config.json`` or a Hugging Face ``SegGptConfig`` dict -> ``SegGPTConfig`` field values (a field the
-    file leaves out takes its default)."""
+    file leaves out takes its default; values are not checked here, see :func:`read_config`)."""
     if d.get("model_type") == "seggpt":  # Hugging Face naming
         return {
             "image_size": tuple(d.get("image_size", (896, 448))),
@@ -94,6 +95,54 @@ def config_fields(d: dict) -> dict:
     return {k: v for k, v in d.items() if k != "model_type"}
 
 
+_POSITIVE_INTS = ("patch_size", "embed_dim", "depth", "num_heads", "decoder_dim", "pretrain_image_size")
+
+
+def _check_config_values(d: dict) -> None:
+    """Raise ValueError unless the ``SegGPTConfig`` field values in ``d`` (those present) are of possible types and
+    values; the configuration's structural checks (halves of whole patches, blocks that exist) are its own."""
+    def whole(v) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    def real(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    bad = [k for k in _POSITIVE_INTS if k in d and not (whole(d[k]) and d[k] >= 1)]
+    size, taps = d.get("image_size", (1, 1)), d.get("tap_indices", (0,))
+    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(whole(v) and v >= 1 for v in size)):
+        bad.append("image_size")
+    if not (isinstance(taps, (list, tuple)) and taps and all(whole(v) and v >= 0 for v in taps)):
+        bad.append("tap_indices")
+    if "merge_index" in d and (not whole(d["merge_index"]) or d["merge_index"] < 0):
+        bad.append("merge_index")
+    bad += [k for k in ("mlp_ratio", "layer_norm_eps") if k in d and not (real(d[k]) and d[k] > 0)]
+    if "drop_path_rate" in d and not (real(d["drop_path_rate"]) and 0 <= d["drop_path_rate"] < 1):
+        bad.append("drop_path_rate")
+    if bad:
+        raise ValueError(", ".join(f"{k}={d[k]!r}" for k in bad) + " impossible")
+
+
+def read_config(path: Path) -> dict:
+    """The ``SegGPTConfig`` field values in ``path`` (ours or Hugging Face's ``config.json``), checked: unreadable
+    JSON or impossible values are an :class:`InputError` naming the file (:func:`bad_config`)."""
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(d, dict):
+            raise ValueError("not a JSON object")
+        fields = config_fields(d)
+        _check_config_values(fields)
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, ArithmeticError) as err:
+        raise bad_config(path, err) from None
+    return fields
+
+
+def bad_config(path: Path, err: Exception) -> InputError:
+    """The one-line error for a ``config.json`` at ``path`` that cannot describe a model (``err``: why)."""
+    reason = (str(err).splitlines() or ["unreadable"])[0][:160]
+    return InputError(f"{path}: not a usable model configuration ({reason}); fix or delete it (the weights' own "
+                      "shapes are then assumed to be the published ViT-L)")
+
+
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Tensors of a ``.safetensors`` or ``.pth``/``.pt``/``.bin`` file, safely (no pickled code is run)."""
     if not path.is_file():
@@ -103,7 +152,8 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             return load_file(str(path))
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as err:  # corrupt or non-weights file: one line, not a traceback
-        raise InputError(f"cannot read checkpoint {path} ({type(err).__name__}: {str(err).splitlines()[0][:160]}); "
+        reason = (str(err).splitlines() or ["empty or unreadable"])[0][:160]
+        raise InputError(f"cannot read checkpoint {path} ({type(err).__name__}: {reason}); "
                          "it must be a state dict saved as .pth or .safetensors") from None
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
         obj = obj["model"]
@@ -134,7 +184,7 @@ def resolve(name_or_path: str | Path) -> tuple[Path, dict | None]:
 
 
 def _read_config(cfg_file: Path) -> dict | None:
-    return config_fields(json.loads(cfg_file.read_text())) if cfg_file.is_file() else None
+    return read_config(cfg_file) if cfg_file.is_file() else None
 
 
 def _from_folder(folder: Path) -> tuple[Path, dict | None]:
@@ -165,11 +215,11 @@ def _download(repo_id: str) -> Path:
     return weights.parent
 
 
-def load_weights(model: torch.nn.Module, path: Path) -> None:
-    """Load the weights file ``path`` into ``model`` strictly: a missing or unexpected key or a wrong shape is an
-    :class:`InputError` naming the file. Tensors are cast to fp32 (the model's parameter dtype)."""
+def load_weights(path: Path, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The tensors of the weights file ``path`` under the official key names, in fp32, checked strictly against
+    ``expected`` (a model's state dict; its shapes are all that is read, so a meta-device model will do): a missing or
+    unexpected key or a wrong shape is an :class:`InputError` naming the file."""
     state = to_official_keys(read_state_dict(path))
-    expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     wrong = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
@@ -179,7 +229,7 @@ def load_weights(model: torch.nn.Module, path: Path) -> None:
                  for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys]
         raise InputError(f"checkpoint {path} does not fit the model config ({'; '.join(parts)}); "
                          "pass the matching config or the right checkpoint")
-    model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    return {k: v.float() for k, v in state.items()}
 
 
 def save_weights(model: torch.nn.Module, config: dict, directory: str | Path) -> Path:

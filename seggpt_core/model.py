@@ -25,7 +25,7 @@ the residual stream and the softmax statistics stay in fp32.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -35,7 +35,7 @@ from einops import rearrange
 from torch import nn
 
 from .attention import AttentionImpl, attention
-from .checkpoint import load_weights, resolve, save_weights
+from .checkpoint import bad_config, load_weights, resolve, save_weights
 
 Ensemble = Literal["official", "hf", "none"]
 SegType = Literal["instance", "semantic"]
@@ -267,7 +267,7 @@ class SegGPT(nn.Module):
             setattr(self, name, nn.Parameter(torch.zeros(1, 1, 1, dim)))
         n_pos = (cfg.pretrain_image_size // p) ** 2 + 1
         self.pos_embed = nn.Parameter(torch.zeros(1, n_pos, dim))
-        rates = torch.linspace(0, cfg.drop_path_rate, cfg.depth).tolist()
+        rates = torch.linspace(0, cfg.drop_path_rate, cfg.depth, device="cpu").tolist()  # CPU even under a meta device
         self.blocks = nn.ModuleList(Block(cfg, r) for r in rates)
         self.norm = nn.LayerNorm(dim, eps=cfg.layer_norm_eps)
         self.decoder_embed = nn.Linear(dim * len(cfg.tap_indices), p * p * cfg.decoder_dim)
@@ -319,8 +319,17 @@ class SegGPT(nn.Module):
         shipped model, or a folder written by :meth:`save_pretrained`. See :mod:`seggpt_core.checkpoint`. ``config``
         overrides the one stored with the weights (default without either: the published ViT-L)."""
         path, stored = resolve(name_or_path)
-        model = cls(config or (SegGPTConfig.from_dict(stored) if stored is not None else PRESETS["vit-large"]))
-        load_weights(model, path)
+        if config is None and stored is not None:
+            try:
+                config = SegGPTConfig.from_dict(stored)
+            except (ValueError, TypeError) as err:
+                raise bad_config(path.with_name("config.json"), err) from None
+        config = config or PRESETS["vit-large"]
+        with torch.device("meta"):  # shapes only: a configuration that does not fit the file allocates nothing
+            expected = cls(config).state_dict()
+        state = load_weights(path, expected)
+        model = cls(config)
+        model.load_state_dict(state, strict=True)
         return model.eval()
 
     def save_pretrained(self, directory: str | Path) -> Path:
@@ -431,7 +440,7 @@ class SegGPT(nn.Module):
         cfg = self.config
         gh, gw = cfg.grid
         half = gh // 2
-        n_prompts, n_queries = prompt_images.shape[0], query_images.shape[0]
+        n_queries = query_images.shape[0]
         pos = self.position_grid()
         type_tok = self.type_token(seg_type, 1)[0]
         # Streams stacked on a leading axis S (image, mask) until the merge; prompts of every query start identical.

@@ -9,6 +9,7 @@ the spatial ensemble (the examples tiled into one grid prompt).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,26 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``device`` as a ``torch.device`` this machine has (default: CUDA when available); an unknown or absent device
+    (``cuda`` on a machine without CUDA, ``cuda:7`` with two GPUs) is an :class:`InputError`."""
+    if device is None:
+        return default_device()
+    text = str(device)
+    if not re.fullmatch(r"cpu|mps|cuda(:\d+)?", text):
+        raise InputError(f"unknown device {text!r}; use cpu, cuda, cuda:N or mps")
+    if text.startswith("cuda"):
+        if not torch.cuda.is_available():
+            why = "no GPU found" if torch.version.cuda else "built without CUDA"
+            raise InputError(f"{text}: CUDA is not available here (torch {torch.__version__}, {why}); use cpu")
+        index, count = int(text.partition(":")[2] or 0), torch.cuda.device_count()
+        if index >= count:
+            raise InputError(f"{text}: this machine has {count} CUDA device(s), cuda:0..cuda:{count - 1}")
+    if text == "mps" and not torch.backends.mps.is_available():
+        raise InputError("mps is not available on this machine; use cpu")
+    return torch.device(text)
 
 
 def default_dtype(device: torch.device) -> DType:
@@ -88,7 +109,7 @@ class SegGPTPredictor:
 
     def __init__(self, model: SegGPT, *, device: str | torch.device | None = None, dtype: DType | None = None,
                  compile: bool = False, seg_type: SegType = "instance") -> None:
-        self.device = torch.device(device) if device is not None else default_device()
+        self.device = resolve_device(device)
         self.dtype: DType = dtype or default_dtype(self.device)
         if self.dtype not in DTYPES:
             raise InputError(f"unknown dtype {self.dtype!r}; use one of {', '.join(DTYPES)}")

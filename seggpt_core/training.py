@@ -29,6 +29,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .atomic import atomic_write
+from .errors import InputError
 from .colours import label_colours
 from .losses import masked_loss
 from .model import SegGPT, SegGPTConfig
@@ -401,7 +402,12 @@ class Trainer:
         """Load ``checkpoint.pt`` when present (and drop log lines past it); False when starting fresh."""
         if not self.checkpoint_path.is_file():
             return False
-        state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
+        try:  # tensors and plain containers only: a crafted pickle cannot run code here
+            state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
+        except Exception as err:
+            raise InputError(f"{self.checkpoint_path}: not a training checkpoint this code wrote ({type(err).__name__}:"
+                             f" {str(err).splitlines()[0][:120] if str(err) else 'unreadable'}); delete it to start "
+                             "afresh, or use a new output folder") from None
         # from_dict: fields added since the checkpoint was written take their defaults, which reproduce the old runs
         same_config = TrainConfig.from_dict(state["train_config"]) == self.cfg
         if not same_config or state["model_config"] != self.model.config.to_dict():

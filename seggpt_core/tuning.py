@@ -13,6 +13,7 @@ reproduces the uninterrupted one exactly.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -248,11 +249,16 @@ def tune_prompt(predictor: SegGPTPredictor, examples: Sequence[Prompt], config: 
         step, losses = int(state["step"]), list(state["losses"])
 
     def snapshot() -> dict:
-        return {"image": image.detach().cpu(), "target": target.detach().cpu(), "optimizer": optimizer.state_dict(),
-                "generator": generator.get_state(), "step": step, "losses": losses}
+        """A copy of the state at a step boundary (nothing in it changes when the loop goes on)."""
+        return copy.deepcopy({"image": image.detach().cpu(), "target": target.detach().cpu(),
+                              "optimizer": optimizer.state_dict(), "generator": generator.get_state(), "step": step,
+                              "losses": losses})
 
     low, high = _PIXEL_MIN.to(data.device), _PIXEL_MAX.to(data.device)  # (3, 1, 1)
     bar = tqdm(total=config.steps, initial=step, desc="tuning prompt", unit="step", disable=not progress)
+    # An interrupt can land anywhere in a step (sampling done, Adam half applied, step not yet counted): what it saves
+    # is ``committed``, the copy taken after the last completed step, so resuming redoes the partial step exactly.
+    committed = snapshot()
     try:
         while step < config.steps:
             for group in optimizer.param_groups:
@@ -266,14 +272,15 @@ def tune_prompt(predictor: SegGPTPredictor, examples: Sequence[Prompt], config: 
                 image.clamp_(min=low, max=high)  # stay a displayable image
             step += 1
             losses.append(float(loss.detach()))
+            committed = snapshot()
             bar.update()
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
             if on_step is not None:
                 on_step(step, losses[-1])
             if step % config.save_every == 0 and step < config.steps:
-                ckpt.save(snapshot())
+                ckpt.save(committed)
     except KeyboardInterrupt:
-        ckpt.save(snapshot())  # the last completed step: resuming reproduces the uninterrupted run
+        ckpt.save(committed)  # the last completed step: resuming reproduces the uninterrupted run
         raise
     finally:
         bar.close()

@@ -331,7 +331,7 @@ def test_resume_refuses_another_configuration(tmp_path):
 def test_resume_accepts_a_checkpoint_from_before_a_config_field_existed(tmp_path):
     """Fields added to TrainConfig later default to the old behaviour, so older runs still resume."""
     tiny_trainer(tmp_path).train(until=3, progress=False)
-    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     del state["train_config"]["pairs_per_scene"]
     torch.save(state, tmp_path / "checkpoint.pt")
     resumed = tiny_trainer(tmp_path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -75,9 +76,16 @@ def test_killed_process_leaves_no_partial_file_and_temp_is_cleaned(tmp_path):
     assert leftovers(tmp_path) == []
 
 
+def dead_temp_path(path: Path) -> Path:
+    """A temp name as a run that has since exited would have left it."""
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return Path(str(temp_path(path)).replace(f"-{os.getpid()}-", f"-{int(child.stdout)}-"))
+
+
 def test_whole_video_writers_clean_only_their_own_stale_temps(tmp_path):
-    stale = [temp_path(tmp_path / "bear.mp4"), temp_path(tmp_path / "bear.json")]
-    others = [temp_path(tmp_path / "cat.mp4"), temp_path(tmp_path / "00001.png")]
+    stale = [dead_temp_path(tmp_path / "bear.mp4"), dead_temp_path(tmp_path / "bear.json")]
+    others = [dead_temp_path(tmp_path / "cat.mp4"), dead_temp_path(tmp_path / "00001.png"),
+              temp_path(tmp_path / "bear.mp4")]  # a live run's file in flight (this process's)
     for p in stale + others:
         p.write_bytes(b"partial")
     OverlayVideoWriter(tmp_path / "bear.mp4")

@@ -51,7 +51,7 @@ def read_label_png(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
             im.load()
     except FileNotFoundError:
         raise InputError(f"{path}: mask file does not exist; check the path") from None
-    except OSError as error:
+    except (OSError, Image.DecompressionBombError) as error:  # unreadable, or beyond PIL's pixel limit
         raise InputError(f"{path}: cannot read mask ({' '.join(str(error).split())}); save it as a PNG") from None
     if im.mode in ("P", "PA"):
         labels = np.array(im.getchannel(0) if im.mode == "PA" else im)

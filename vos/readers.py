@@ -380,7 +380,7 @@ class FrameFolderSource(FrameSource):
             try:
                 with Image.open(p) as im:
                     hw = (im.height, im.width)
-            except OSError as error:
+            except (OSError, Image.DecompressionBombError) as error:  # unreadable, or beyond PIL's pixel limit
                 raise InputError(f"{p}: cannot read image ({_one_line(error)}); replace or remove it") from None
             if size is None:
                 size = hw
@@ -415,7 +415,7 @@ def read_image(path: str | Path) -> np.ndarray:
     try:
         with Image.open(path) as im:
             return np.asarray(im.convert("RGB"))
-    except OSError as error:
+    except (OSError, Image.DecompressionBombError) as error:  # unreadable, or beyond PIL's pixel limit
         raise InputError(f"{path}: cannot read image ({_one_line(error)}); replace or remove it") from None
 
 

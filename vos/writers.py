@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image
 
 from seggpt_core.atomic import atomic_write, remove_stale_temps, temp_path
+from seggpt_core.errors import InputError
 
 from .masks import davis_palette, object_ids_in
 
@@ -131,11 +132,15 @@ class OverlayVideoWriter:
     """
 
     needs_frame = True
+    suffixes = (".mp4", ".mov", ".mkv")  #: containers FFmpeg muxes H.264 into
 
     def __init__(self, path: str | Path, *, fps: Fraction | float = 24, palette: np.ndarray | None = None,
                  alpha: float = 0.3, style: OverlayStyle = "fill", outline_width: int = 2, quality: float = 7.0,
                  preset: str = "veryfast"):
         self.path = Path(path)
+        if self.path.suffix.lower() not in self.suffixes:
+            raise InputError(f"{self.path}: an H.264 overlay is written as {', '.join(self.suffixes)} only; name it "
+                             f"{self.path.with_suffix('.mp4').name}")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temps(self.path.parent, self.path.suffix, self.path.stem)
         self.fps = fps

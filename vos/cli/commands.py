@@ -10,6 +10,8 @@ from typing import get_args
 
 from ..config import Direction, Mode, WindowConfig
 
+from . import arguments as types
+
 #: Where ``propagate`` writes its masks when no output flag is given.
 DEFAULT_PROPAGATE_OUT = Path("seggpt-vos-out")
 
@@ -19,7 +21,8 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--model", default=None,
                    help="weights: the shipped 'seggpt-vos-small' (default), a checkpoint file or folder "
                         "(official seggpt_vit_large.pth or HF model.safetensors), or a hub id (BAAI/seggpt-vit-large)")
-    g.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    g.add_argument("--device", type=types.device, default=None,
+                   help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     g.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default=None,
                    help="matmul precision (default: bf16 on CUDA GPUs that support it, else fp16; bf16 on CPUs with "
                         "AVX-512-bf16 or AMX; else fp32)")
@@ -29,7 +32,7 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
 
 def add_propagation_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("propagation")
-    g.add_argument("--context", type=int, default=7,
+    g.add_argument("--context", type=types.context_size, default=7,
                    help="previous predictions used as prompts besides the annotated frames (default 7: with the "
                         "first frame, the paper's best 8)")
     g.add_argument("--mode", choices=get_args(Mode), default="auto",
@@ -37,9 +40,9 @@ def add_propagation_args(parser: argparse.ArgumentParser) -> None:
                         "frames, one pass per object; windows: one pass per object in a window around where it was "
                         "last seen; auto (default): windows for low-resolution models such as the shipped one, "
                         "else joint")
-    g.add_argument("--window-margin", type=float, default=WindowConfig.margin,
+    g.add_argument("--window-margin", type=types.positive_float, default=WindowConfig.margin,
                    help="windows mode: window side / the object's box side (default %(default)s)")
-    g.add_argument("--window-min", type=float, default=WindowConfig.min_side,
+    g.add_argument("--window-min", type=types.fraction, default=WindowConfig.min_side,
                    help="windows mode: smallest window side / the frame's short side (default %(default)s)")
     g.add_argument("--upsample", choices=("nearest", "bilinear"), default="nearest",
                    help="how labels return to the frame size (nearest = official)")
@@ -138,6 +141,10 @@ def run_segment(args: argparse.Namespace) -> int:
     from vos.readers import read_image
     from vos.writers import PalettePngWriter
 
+    from ..outputs import Destination, prepare_outputs
+
+    prepare_outputs([Destination(args.output, "folder", "--output")])
+    check_segment_targets(args)
     images, masks = args.prompt_image or [], args.prompt_mask or []
     if len(images) != len(masks):
         raise InputError(f"{len(images)} --prompt-image but {len(masks)} --prompt-mask; give one mask per prompt "
@@ -165,18 +172,29 @@ def run_segment(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_segment_targets(args: argparse.Namespace) -> None:
+    """Each input gets its own ``<output>/<stem>.png``, which overwrites no input: refuse clashing names."""
+    from seggpt_core.errors import InputError
+
+    from ..outputs import check_not_inputs
+
+    by_target: dict[Path, str] = {}
+    for path in args.input:
+        target = (args.output / f"{Path(path).stem}.png").resolve()
+        if target in by_target:
+            raise InputError(f"{by_target[target]} and {path} would both be written to {target}; segment them into "
+                             "different --output folders or rename one")
+        by_target[target] = path
+    check_not_inputs(by_target, [*args.input, *(args.prompt_image or []), *(args.prompt_mask or [])])
+
+
 # ------------------------------------------------------------------------------------------------------ propagate
 def keyframe_masks(args: argparse.Namespace) -> dict[int, str]:
     """Frame index -> mask file from ``--masks`` (frame 0) and ``--mask-at FRAME PNG``; one mask per frame."""
     from seggpt_core.errors import InputError
 
     masks = {0: args.masks} if args.masks is not None else {}
-    for frame, path in args.mask_at or []:
-        try:
-            index = int(frame)
-        except ValueError:
-            raise InputError(f"{path}: --mask-at frame {frame!r} is not a frame index; give an integer, e.g. "
-                             f"--mask-at 40 {path}") from None
+    for index, path in args.mask_at or []:
         if index in masks:
             raise InputError(f"{path}: frame {index} already has a mask ({masks[index]}); give one mask per frame")
         masks[index] = path
@@ -184,12 +202,18 @@ def keyframe_masks(args: argparse.Namespace) -> dict[int, str]:
 
 
 def run_propagate(args: argparse.Namespace) -> int:
+    from ..outputs import claim_video, prepare_outputs, spec_destinations
     from ..pipeline import run_video
+    from ..readers import open_source
 
     if not any((args.out, args.overlay, args.alpha, args.cutout, args.alpha_video, args.exr, args.rle, args.numpy)):
         args.out = DEFAULT_PROPAGATE_OUT
         print(f"no output flag given: writing masks to {args.out}/<video name>/ (choose with --out DIR)")
     outputs = output_spec(args)
+    destinations = spec_destinations(outputs)
+    inputs = [p for p in (args.input, args.masks, args.tuned_prompt, *(p for _, p in args.mask_at or []))
+              if p is not None]
+    prepare_outputs(destinations, inputs=inputs)
     tuned = load_tuned_prompt(args)
     if args.masks is None and not args.mask_at and tuned is None:
         from seggpt_core.errors import InputError
@@ -197,8 +221,10 @@ def run_propagate(args: argparse.Namespace) -> int:
         raise InputError("no example given; pass a mask (--masks PNG for frame 0, --mask-at FRAME PNG for any frame) "
                          "or a tuned prompt (--tuned-prompt PT)")
     masks = keyframe_masks(args)
-    stats = run_video(load_predictor(args), args.input, masks, outputs, propagation_config(args), name=args.name,
-                      tuned=tuned, tuned_source=str(args.tuned_prompt), direction=args.direction)
+    source = open_source(args.input, name=args.name)
+    with claim_video(destinations, source.name, inputs=inputs):
+        stats = run_video(load_predictor(args), source, masks, outputs, propagation_config(args), tuned=tuned,
+                          tuned_source=str(args.tuned_prompt), direction=args.direction)
     print(f"{stats.name}: {stats.frames} frames in {stats.seconds:.1f} s ({stats.fps:.2f} frames/s) -> "
           f"{', '.join(outputs.destinations(stats.name))}")
     return 0
@@ -207,8 +233,10 @@ def run_propagate(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------------------ datasets
 def run_dataset(args: argparse.Namespace) -> int:
     from ..datasets import list_davis, list_youtube_vos, parse_shard, shard
+    from ..outputs import Destination, prepare_outputs
     from ..runner import Worker, run_tasks
 
+    prepare_outputs([Destination(args.out, "folder", "--out")])
     if args.command == "run-davis":
         tasks = list_davis(args.root, split=args.split, late_objects=args.late_objects)
     else:
@@ -223,12 +251,30 @@ def run_dataset(args: argparse.Namespace) -> int:
         args.device = worker.device()
     print(f"rank {worker.rank}/{worker.world_size}: {len(mine)} of {len(tasks)} videos -> {args.out}")
     run_tasks(load_predictor(args), mine, args.out, propagation_config(args), worker=worker,
-              overwrite=args.overwrite, tuned=load_tuned_prompt(args), tuned_source=str(args.tuned_prompt))
+              overwrite=args.overwrite, tuned=load_tuned_prompt(args), tuned_source=str(args.tuned_prompt),
+              settings=task_settings(args))
     return 0
+
+
+def task_settings(args: argparse.Namespace) -> dict:
+    """What else decides a dataset run's results besides the model and propagation settings (recorded with them)."""
+    if args.command == "run-davis":
+        return {"late_objects": args.late_objects}
+    return {"frames_root": str(args.frames_root) if args.frames_root else None}
 
 
 # ------------------------------------------------------------------------------------------------------ demo
 def run_demo_command(args: argparse.Namespace) -> int:
+    from ..locks import OutputLock
+    from ..outputs import Destination, prepare_outputs
+
+    prepare_outputs([Destination(args.out, "folder", "--out")])
+    with OutputLock(args.out):
+        return _demo(args)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """The demo itself, once ``--out`` is checked and locked."""
     from .demo import run_demo
 
     predictor = load_predictor(args)
@@ -268,14 +314,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description="Propagate masks through a video file, a frame folder or a camera stream.")
     p.add_argument("input", help="video file (mp4, mkv, avi, webm, mov) or folder of frames")
     p.add_argument("--masks", metavar="PNG", help="first-frame mask (palette or label PNG): --mask-at 0 PNG")
-    p.add_argument("--mask-at", nargs=2, action="append", metavar=("FRAME", "PNG"),
+    p.add_argument("--mask-at", nargs=2, action=types.FrameAndPath, metavar=("FRAME", "PNG"),
                    help="a keyframe mask at any frame index (repeat for several): objects are tracked from there; "
                         "a mask that leaves tracked objects out keeps their prediction on that frame")
     p.add_argument("--direction", choices=get_args(Direction), default="both",
                    help="track after the keyframes (forward), before them (backward) or both (default); forward "
                         "from a frame-0 mask is the DAVIS protocol")
     add_output_args(p)
-    p.add_argument("--name", help="video name for output folders (default: from the input path)")
+    p.add_argument("--name", type=types.file_name, help="video name for output folders (default: from the input path)")
     add_tuned_prompt_arg(p, "a permanent example from frame 0, with --masks or instead of them")
     add_model_args(p)
     add_propagation_args(p)
@@ -286,7 +332,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "shipped model, write masks and an overlay video, and report J&F.")
     p.add_argument("--out", type=Path, default=Path("seggpt-vos-demo"), metavar="DIR",
                    help="output folder (default ./seggpt-vos-demo)")
-    p.add_argument("--seed", type=int, default=None, help="video seed (default: the held-out demo seed)")
+    p.add_argument("--seed", type=types.seed, default=None, help="video seed (default: the held-out demo seed)")
     add_model_args(p)
     add_propagation_args(p)
     p.set_defaults(run=run_demo_command)
@@ -297,7 +343,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                   "(resume); under torchrun each rank takes its share of the videos.")
         if command == "run-davis":
             p.add_argument("--root", type=Path, required=True, help="DAVIS root (JPEGImages/, Annotations/, ImageSets/)")
-            p.add_argument("--split", default="val", help="ImageSets/2017/<split>.txt (default val)")
+            p.add_argument("--split", type=types.file_name, default="val",
+                           help="ImageSets/2017/<split>.txt (default val)")
             p.add_argument("--late-objects", action="store_true",
                            help="also prompt objects absent from frame 0 where they first appear")
         else:

@@ -12,6 +12,7 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
+from . import arguments as types
 from .commands import add_model_args
 
 
@@ -85,6 +86,16 @@ def load_examples(pairs: list[tuple[Path, Path]]):
 
 
 def run_tune(args: argparse.Namespace) -> int:
+    from ..locks import OutputLock
+    from ..outputs import Destination, prepare_outputs
+
+    prepare_outputs([Destination(args.out, "file", "--out")], inputs=[*(args.images or []), *(args.masks or [])])
+    with OutputLock(args.out):
+        return _tune(args)
+
+
+def _tune(args: argparse.Namespace) -> int:
+    """The tuning run itself, once ``--out`` is checked and locked."""
     from seggpt_core.errors import InputError
     from seggpt_core.tuning import TuningConfig, tune_prompt
 
@@ -133,18 +144,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     roots.add_argument("--davis-root", type=Path, metavar="DIR", help="DAVIS root (JPEGImages/480p, Annotations/480p)")
     roots.add_argument("--ytvos-root", type=Path, metavar="DIR", help="YouTube-VOS split folder (JPEGImages, "
                        "Annotations)")
-    src.add_argument("--sequence", help="sequence (video) name under the dataset root")
-    src.add_argument("--frames", nargs="+", type=int, metavar="I", help="indices of the annotated frames to tune on")
+    src.add_argument("--sequence", type=types.file_name, help="sequence (video) name under the dataset root")
+    src.add_argument("--frames", nargs="+", type=types.non_negative_int, metavar="I",
+                     help="indices of the annotated frames to tune on")
     t = p.add_argument_group("tuning")
-    t.add_argument("--steps", type=int, default=100, help="optimisation steps (default 100)")
-    t.add_argument("--lr", type=float, default=0.05, help="Adam learning rate, cosine-decayed (default 0.05)")
-    t.add_argument("--batch-size", type=int, default=4, help="annotated images per step (default 4)")
-    t.add_argument("--seed", type=int, default=0, help="seed of the batch sampling and augmentation (default 0)")
-    t.add_argument("--init", type=int, default=0, metavar="I",
+    t.add_argument("--steps", type=types.positive_int, default=100, help="optimisation steps (default 100)")
+    t.add_argument("--lr", type=types.positive_float, default=0.05,
+                   help="Adam learning rate, cosine-decayed (default 0.05)")
+    t.add_argument("--batch-size", type=types.positive_int, default=4, help="annotated images per step (default 4)")
+    t.add_argument("--seed", type=types.seed, default=0, help="seed of the batch sampling and augmentation (default 0)")
+    t.add_argument("--init", type=types.non_negative_int, default=0, metavar="I",
                    help="which annotated image the prompt starts from (default 0, the first)")
     t.add_argument("--tune-mask", action="store_true", help="also learn the mask half of the prompt")
     t.add_argument("--no-augment", action="store_true", help="no random crops and flips of the annotated images")
-    t.add_argument("--save-every", type=int, default=10, help="checkpoint period in steps (default 10)")
+    t.add_argument("--save-every", type=types.positive_int, default=10, help="checkpoint period in steps (default 10)")
     t.add_argument("--resume", action="store_true", help="continue an interrupted run from <out>.resume")
     p.add_argument("--out", type=Path, required=True, metavar="PT", help="the prompt file to write")
     add_model_args(p)
