@@ -45,11 +45,15 @@ from seggpt_core.checkpoint import DEFAULT_MODEL  # noqa: E402
 from seggpt_core.predictor import Prompt, SegGPTPredictor  # noqa: E402
 from seggpt_core.transforms import resize_labels  # noqa: E402
 from vos.datasets import VideoTask, list_davis  # noqa: E402
+from vos.masks import load_mask  # noqa: E402
+from vos.motion import flow_track  # noqa: E402
+from vos.readers import open_source  # noqa: E402
 from vos.runner import run_tasks  # noqa: E402
 from vos.session import Mode, PropagationConfig, VideoSession  # noqa: E402
 from vos.training.synthetic import SyntheticVideo, SyntheticVideoConfig, write_davis_dataset  # noqa: E402
 from vos.training.samplers import TRAIN_SEED_LIMIT  # noqa: E402
 from vos.windows import WindowConfig  # noqa: E402
+from vos.writers import PalettePngWriter  # noqa: E402
 
 DAVIS_MINI = Path(__file__).resolve().parents[2] / "shared" / "data" / "davis-mini"
 
@@ -64,6 +68,20 @@ def repeat_first_mask(tasks: list[VideoTask], out: Path) -> None:
             tmp = folder / f".{name}.png.tmp"
             tmp.write_bytes(first)
             os.replace(tmp, folder / f"{name}.png")
+
+
+def flow_warp(tasks: list[VideoTask], out: Path) -> None:
+    """The optical-flow baseline (``vos.motion.flow_track``): each sequence's first annotation carried frame to frame
+    along OpenCV DIS backward flow (medium preset), nearest remap; frames before the first annotation are empty."""
+    for task in tasks:
+        first = task.frame_names.index(task.first_frame)
+        labels, palette = load_mask(task.masks[task.first_frame])
+        writer = PalettePngWriter(out / task.name, palette=palette)
+        frames = (frame.rgb for frame in open_source(task.frames_dir) if frame.index >= first)
+        for name in task.frame_names[:first]:
+            writer.write(0, name, np.zeros_like(labels), None)
+        for name, warped in zip(task.frame_names[first:], flow_track(frames, labels)):
+            writer.write(0, name, warped, None)
 
 
 def pixel_agreement(a: Path, b: Path) -> tuple[int, int]:
