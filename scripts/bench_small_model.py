@@ -49,10 +49,10 @@ from vos.masks import load_mask  # noqa: E402
 from vos.motion import flow_track  # noqa: E402
 from vos.readers import open_source  # noqa: E402
 from vos.runner import run_tasks  # noqa: E402
-from vos.session import Mode, PropagationConfig, VideoSession  # noqa: E402
+from vos.config import Mode, PropagationConfig, WindowConfig  # noqa: E402
+from vos.session import VideoSession  # noqa: E402
 from vos.training.synthetic import SyntheticVideo, SyntheticVideoConfig, write_davis_dataset  # noqa: E402
 from vos.training.samplers import TRAIN_SEED_LIMIT  # noqa: E402
-from vos.windows import WindowConfig  # noqa: E402
 from vos.writers import PalettePngWriter  # noqa: E402
 
 DAVIS_MINI = Path(__file__).resolve().parents[2] / "shared" / "data" / "davis-mini"

@@ -105,6 +105,19 @@ class SegGPTPredictor:
         return self._paint(prompt_images.to(self.device), prompt_targets.to(self.device), queries.to(self.device),
                            seg_type=self.seg_type)
 
+    def paint_scores(self, prompt_images: torch.Tensor, prompt_targets: torch.Tensor, queries: torch.Tensor,
+                     colours: np.ndarray) -> torch.Tensor:
+        """Paint ``queries`` and score each pixel against the label ``colours`` ((K+1, 3) uint8): (Q, K+1, h, w),
+        higher = closer colour (``transforms.painted_scores``)."""
+        return painted_scores(self.paint(prompt_images, prompt_targets, queries), colours)
+
+    def paint_labels(self, prompt_images: torch.Tensor, prompt_targets: torch.Tensor, queries: torch.Tensor,
+                     colours: np.ndarray, out_size: tuple[int, int], upsample: Upsample = "nearest"
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The painted image -> scores -> labels step: labels 0..K of ``queries`` at model resolution (Q, h, w)
+        int64 and at ``out_size`` (Q, H, W) uint8 (``transforms.scores_to_labels``)."""
+        return scores_to_labels(self.paint_scores(prompt_images, prompt_targets, queries, colours), out_size, upsample)
+
     # ------------------------------------------------------------------------------------------------ arrays
     @torch.inference_mode()
     def segment(self, prompts: Sequence[Prompt], queries: Sequence[np.ndarray], *, num_labels: int | None = None,
@@ -148,8 +161,7 @@ class SegGPTPredictor:
                                      for p in prompts])
         out = []
         for q in queries:
-            painted = self.paint(images, targets, self.prepare_image(q)[None])
-            _, labels = scores_to_labels(painted_scores(painted, colours), q.shape[:2], upsample)
+            _, labels = self.paint_labels(images, targets, self.prepare_image(q)[None], colours, q.shape[:2], upsample)
             out.append(labels[0].cpu().numpy())
         return out
 

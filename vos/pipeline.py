@@ -15,7 +15,8 @@ from tqdm.auto import tqdm
 from seggpt_core.predictor import SegGPTPredictor
 
 from .readers import FrameSource
-from .session import PropagationConfig, VideoSession
+from .config import Direction, PropagationConfig
+from .session import VideoSession
 from .writers import (AlphaMatteWriter, AsyncWriter, CocoRleWriter, FrameWriter, NumpyWriter, OverlayVideoWriter,
                       PalettePngWriter)
 
@@ -64,27 +65,37 @@ def run_video(predictor: SegGPTPredictor, video: str | Path | Iterable | FrameSo
               masks: Mapping[int, str | Path | np.ndarray], outputs: OutputSpec,
               config: PropagationConfig = PropagationConfig(), *, name: str | None = None,
               palette: np.ndarray | None = None, progress: bool = True, tuned: TunedPrompt | None = None,
-              tuned_source: str = "tuned prompt") -> VideoStats:
-    """Propagate ``masks`` (frame index -> mask) through ``video`` and write ``outputs``; returns timing.
+              tuned_source: str = "tuned prompt", direction: Direction = "both") -> VideoStats:
+    """Propagate ``masks`` (keyframe index -> mask) through ``video`` in ``direction`` and write ``outputs``; returns
+    timing.
 
     ``palette``: colours of the output PNGs (default: the first mask PNG's own palette, else DAVIS colours).
     ``tuned``: a tuned prompt used as a permanent example alongside the masks (or instead: ``masks`` may be empty).
 
-    Per-frame files appear as frames finish (atomically); whole-video files (mp4, JSON) only when the video completes.
+    Outputs are written in frame order: while frames are computed when that is already the order (forward from frame
+    0, and every live stream), else from the session's result store once propagation is done. Per-frame files appear
+    atomically; whole-video files (mp4, JSON) only when the video completes.
     """
     session = VideoSession(predictor, video, config, name=name)
     if tuned is not None:
         session.add_prompt(tuned, source=tuned_source)
     for index, mask in sorted(masks.items()):
         session.add_mask(index, mask)
-    source = session.source
+    plan = session.plan(direction) if session.source.num_frames is not None else None
+    streaming = plan is None or plan == list(range(len(plan)))
     start = time.perf_counter()
     frames = 0
-    bar = tqdm(total=source.num_frames, desc=session.name, unit="frame", disable=not progress, leave=False)
-    with AsyncWriter(outputs.writers(session.name, palette if palette is not None else session.palette, source.fps)) as writer:
-        for pred in session.propagate():
-            writer.put(pred.index, pred.name, pred.labels, pred.frame)
+    bar = tqdm(total=None if plan is None else len(plan), desc=session.name, unit="frame", disable=not progress,
+               leave=False)
+    with AsyncWriter(outputs.writers(session.name, palette if palette is not None else session.palette,
+                                     session.fps)) as writer:
+        for pred in session.propagate(direction):
+            if streaming:
+                writer.put(pred.index, pred.name, pred.labels, pred.frame)
             frames += 1
             bar.update()
+        if not streaming:
+            for frame in session.source.read(range(session.source.num_frames)):
+                writer.put(frame.index, frame.name, session.result(frame.index), frame.rgb)
     bar.close()
     return VideoStats(session.name, frames, time.perf_counter() - start)

@@ -22,13 +22,10 @@ BLACK_WHITE = np.array([[0, 0, 0], [255, 255, 255]], np.uint8)
 
 @dataclass
 class PromptFrame:
+    index: int | None  #: the frame's index in the video (None: a tuned prompt, no frame of the video)
     image: torch.Tensor  #: (3, h, w) normalised image on the model's device
     slots: torch.Tensor | None  #: (h, w) int64 object slots on the same device (None when ``target`` is fixed)
     target: torch.Tensor | None = None  #: (3, h, w) fixed normalised target (a tuned prompt), used as is
-    rgb: np.ndarray | None = None  #: (H, W, 3) uint8 frame at its own size (window mode only, to cut windows from)
-    full_slots: np.ndarray | None = None  #: (H, W) uint8 slots at the frame's size (window mode only)
-    windows: dict[int, tuple[torch.Tensor, torch.Tensor] | None] = field(default_factory=dict, repr=False)
-    """Window mode's cache: slot -> (image, target) cut around that object (None: not in this frame)."""
     _drawn: tuple[bytes, torch.Tensor] | None = field(default=None, repr=False)
 
     def drawn(self, colours: np.ndarray, normalized: torch.Tensor) -> torch.Tensor:

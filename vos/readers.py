@@ -16,7 +16,8 @@ from __future__ import annotations
 import queue
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from fractions import Fraction
 from pathlib import Path
 from typing import NamedTuple, TypeVar
 
@@ -117,36 +118,122 @@ class FrameSource:
     """Base of all frame sources: an iterable of ``Frame`` plus what is known about the stream.
 
     Attributes: ``name`` (the video's name, used for output folders), ``size`` ((H, W), None for a live stream until
-    its first frame), ``num_frames`` (None for a live stream or a video whose header has no count), ``fps`` (None
-    when unknown).
+    its first frame), ``num_frames`` (None for a live stream or a video whose header has no count), ``fps`` (the exact
+    rate as a ``Fraction``, None when unknown).
     ``len(source)`` works when ``num_frames`` is known and raises TypeError otherwise, like any iterator.
+
+    Random access (``seekable``: files and folders): ``frame(i)`` and ``read(indices)`` in any order, e.g. backwards.
     """
 
     name: str
     size: tuple[int, int] | None = None
     num_frames: int | None = None
-    fps: float | None = None
+    fps: Fraction | None = None
+    seekable: bool = False
 
     def __iter__(self) -> Iterator[Frame]:
-        raise NotImplementedError
+        return self.read(range(len(self)))
 
     def __len__(self) -> int:
         if self.num_frames is None:
             raise TypeError(f"source {self.name!r} has no known length (a live stream)")
         return self.num_frames
 
+    def frame_name(self, index: int) -> str:
+        """Output name of frame ``index``."""
+        return frame_name(index)
+
+    def frame(self, index: int) -> np.ndarray:
+        """Frame ``index`` as (H, W, 3) uint8 RGB."""
+        raise InputError(f"{self.name}: frames of a live stream cannot be read out of order; give a video file or a "
+                         "frame folder")
+
+    def read(self, indices: Iterable[int]) -> Iterator[Frame]:
+        """The frames ``indices`` in that order (any order), decoded ahead on a background thread."""
+        raise NotImplementedError
+
+    def _check_index(self, index: int) -> None:
+        if not 0 <= index < len(self):
+            raise InputError(f"{self.name}: frame {index} does not exist; the video has frames 0..{len(self) - 1}")
+
 
 class VideoFileSource(FrameSource):
-    """A video file decoded with OpenCV's FFmpeg backend in chunks of ``chunk_size`` frames, ``prefetch`` chunks ahead.
+    """A video file decoded with decord, random access: ``read`` takes runs of up to ``chunk_size`` indices at a time
+    with one ``get_batch`` call (consecutive runs decode without seeking; a backward run seeks once per chunk),
+    ``prefetch`` chunks ahead on a background thread. Frame names are ``%05d`` of the index.
 
-    Frames are decoded in order without seeking (the same pixels as decord's decode of the file). Frame names are
-    ``%05d`` of the index; ``num_frames`` is the count in the container header.
-
-    Why not decord: its CPU reader decodes ahead on a thread of its own with no bound whenever the consumer is slower
-    than decoding, which a model always is (dmlc/decord#157, #208, #304). Opening a 3000-frame 480p video with decord
-    and waiting 3 s grew the process to 1.5 GB; ``cv2.VideoCapture`` decodes only when asked, so memory stays at the
-    chunks in flight.
+    Memory: measured by ``scripts/bench_readers.py`` on a 3000-frame 480p H.264 file (figures in the README), decord's
+    resident memory plateaus while reading forwards or backwards in chunks and does not grow while the reader sits idle.
+    A file decord cannot open (or ``backend="opencv"``) falls back to ``OpenCVFileSource`` (sequential only).
     """
+
+    seekable = True
+
+    def __init__(self, path: str | Path, *, chunk_size: int = 16, prefetch: int = 2, name: str | None = None):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise InputError(f"{self.path}: video file does not exist; check the path")
+        self.chunk_size = chunk_size
+        self.prefetch = prefetch
+        self.name = name or self.path.stem
+        self._lock = threading.Lock()
+        self._reader = self._open()
+        self.num_frames = len(self._reader)
+        if not self.num_frames:
+            raise InputError(f"{self.path}: cannot open as a video (no frames); re-encode it (e.g. ffmpeg -i IN -c:v "
+                             "libx264 OUT.mp4) or give a frame folder")
+        first = self._decode([0])[0]
+        self.size = first.shape[:2]
+        fps = self._reader.get_avg_fps()
+        self.fps = Fraction(fps).limit_denominator(1001) if fps > 0 else None
+
+    def _open(self):
+        import decord
+
+        try:
+            return decord.VideoReader(str(self.path), ctx=decord.cpu(0), num_threads=1)
+        except (RuntimeError, decord.DECORDError) as error:
+            raise InputError(f"{self.path}: cannot open as a video (unreadable, truncated, or no frames: "
+                             f"{_one_line(error, 80)}); re-encode it (e.g. ffmpeg -i IN -c:v libx264 OUT.mp4) or give "
+                             "a frame folder") from None
+
+    def _decode(self, indices: list[int]) -> list[np.ndarray]:
+        """(H, W, 3) uint8 RGB copies of ``indices`` (one ``get_batch``); a failure is a truncated file."""
+        import decord
+
+        order = sorted(set(indices))
+        try:
+            with self._lock:
+                batch = self._reader.get_batch(order).asnumpy()
+        except (RuntimeError, decord.DECORDError) as error:
+            raise InputError(f"{self.path}: decoding stopped near frame {order[0]} of the {self.num_frames} in its "
+                             f"header ({_one_line(error, 80)}); the video is truncated or corrupt: re-encode or "
+                             "re-download it") from None
+        by_index = {i: np.array(f) for i, f in zip(order, batch)}
+        return [by_index[i] for i in indices]
+
+    def frame(self, index: int) -> np.ndarray:
+        self._check_index(index)
+        return self._decode([index])[0]
+
+    def _chunks(self, indices: list[int]) -> Iterator[list[tuple[int, np.ndarray]]]:
+        for start in range(0, len(indices), self.chunk_size):
+            part = indices[start:start + self.chunk_size]
+            yield list(zip(part, self._decode(part)))
+
+    def read(self, indices: Iterable[int]) -> Iterator[Frame]:
+        indices = list(indices)
+        for index in indices:
+            self._check_index(index)
+        for chunk in prefetch(self._chunks(indices), self.prefetch, name=f"decode:{self.name}"):
+            for index, rgb in chunk:
+                yield Frame(index, frame_name(index), rgb)
+
+
+class OpenCVFileSource(FrameSource):
+    """A video file decoded in order with OpenCV's FFmpeg backend, in chunks of ``chunk_size`` frames, ``prefetch``
+    chunks ahead: the fallback for files decord cannot open. Sequential only (``read`` takes increasing indices);
+    ``frame(i)`` decodes from the start."""
 
     def __init__(self, path: str | Path, *, chunk_size: int = 16, prefetch: int = 2, name: str | None = None):
         self.path = Path(path)
@@ -169,7 +256,7 @@ class VideoFileSource(FrameSource):
                              "re-encode it (e.g. ffmpeg -i IN -c:v libx264 OUT.mp4) or give a frame folder")
         self.num_frames = count if count > 0 else None
         self.size = first.shape[:2]
-        self.fps = fps if fps > 0 else None
+        self.fps = Fraction(fps).limit_denominator(1001) if fps > 0 else None
 
     def _open(self):
         import cv2
@@ -208,6 +295,24 @@ class VideoFileSource(FrameSource):
             for rgb in chunk:
                 yield Frame(index, frame_name(index), rgb)
                 index += 1
+
+    def read(self, indices: Iterable[int]) -> Iterator[Frame]:
+        wanted = list(indices)
+        if any(b <= a for a, b in zip(wanted, wanted[1:])):
+            raise InputError(f"{self.path}: this video can only be read from start to end (decord cannot open it); "
+                             "re-encode it (e.g. ffmpeg -i IN -c:v libx264 OUT.mp4) to track backwards")
+        if not wanted:
+            return
+        position = 0
+        for frame in self:
+            if frame.index == wanted[position]:
+                yield frame
+                position += 1
+                if position == len(wanted):
+                    return
+
+    def frame(self, index: int) -> np.ndarray:
+        return next(iter(self.read([index]))).rgb
 
 
 class FrameFolderSource(FrameSource):
@@ -249,12 +354,21 @@ class FrameFolderSource(FrameSource):
                                  "all frames of a video must have one size")
         return size
 
-    def _read(self) -> Iterator[np.ndarray]:
-        for p in self.files:
-            yield read_image(p)
+    seekable = True
 
-    def __iter__(self) -> Iterator[Frame]:
-        for index, rgb in enumerate(prefetch(self._read(), self.prefetch, name=f"read:{self.name}")):
+    def frame_name(self, index: int) -> str:
+        return self.names[index]
+
+    def frame(self, index: int) -> np.ndarray:
+        self._check_index(index)
+        return read_image(self.files[index])
+
+    def read(self, indices: Iterable[int]) -> Iterator[Frame]:
+        indices = list(indices)
+        for index in indices:
+            self._check_index(index)
+        frames = prefetch((read_image(self.files[i]) for i in indices), self.prefetch, name=f"read:{self.name}")
+        for index, rgb in zip(indices, frames):
             yield Frame(index, self.names[index], rgb)
 
 
@@ -273,26 +387,31 @@ def read_image(path: str | Path) -> np.ndarray:
 class IteratorSource(FrameSource):
     """Live frames from any iterable of (H, W, 3) uint8 RGB arrays (or PIL images), or from a ``cv2.VideoCapture``.
 
-    A ``VideoCapture`` is read until ``read()`` fails and its BGR frames are turned into RGB. The stream can be
-    iterated once; ``size`` is set by the first frame and every later frame must match it.
+    A ``VideoCapture`` is read until ``read()`` fails and its BGR frames are turned into RGB. A stream is read once,
+    in order; a sequence (a list of frames in memory) is random access. ``size`` is set by the first frame and every
+    later frame must match it.
     """
 
-    def __init__(self, frames: Iterable | object, *, name: str = "stream", fps: float | None = None,
+    def __init__(self, frames: Iterable | object, *, name: str = "stream", fps: Fraction | float | None = None,
                  prefetch: int = 2):
         self.name = name
         self.prefetch = prefetch
         self._started = False
+        self._stream: Iterator[Frame] | None = None
+        self._position = 0
         if _is_capture(frames):
             self._frames: Iterable = _capture_frames(frames)
             if fps is None:
                 import cv2
 
-                fps = float(frames.get(cv2.CAP_PROP_FPS)) or None
+                rate = float(frames.get(cv2.CAP_PROP_FPS))
+                fps = Fraction(rate).limit_denominator(1001) if rate > 0 else None
         else:
             self._frames = frames
             if hasattr(frames, "__len__"):
                 self.num_frames = len(frames)
-        self.fps = fps
+            self.seekable = isinstance(frames, Sequence)  # frames in memory (a list): random access
+        self.fps = Fraction(fps).limit_denominator(1001) if fps else None
 
     def _checked(self, index: int, frame) -> np.ndarray:
         if isinstance(frame, Image.Image):
@@ -315,6 +434,37 @@ class IteratorSource(FrameSource):
         for index, frame in enumerate(prefetch(self._frames, self.prefetch, name=f"stream:{self.name}")):
             yield Frame(index, frame_name(index), self._checked(index, frame))
 
+    def frame(self, index: int) -> np.ndarray:
+        if not self.seekable:
+            return super().frame(index)
+        self._check_index(index)
+        return self._checked(index, self._frames[index])
+
+    def read(self, indices: Iterable[int]) -> Iterator[Frame]:
+        """Frames ``indices`` of an in-memory sequence in any order; of a live stream, the next frames, read once in
+        order: ``indices`` must continue where the last ``read`` stopped (0, 1, 2, ...; may be endless,
+        ``itertools.count()``); ends with the stream."""
+        if self.seekable:
+            for index in indices:
+                yield Frame(index, frame_name(index), self.frame(index))
+            return
+        yield from self._read_stream(indices)
+
+    def _read_stream(self, indices: Iterable[int]) -> Iterator[Frame]:
+        """The next frames of the stream, read once in order: ``indices`` must continue where the last ``read``
+        stopped (0, 1, 2, ...; may be endless, ``itertools.count()``); ends with the stream."""
+        if self._stream is None:
+            self._stream = iter(self)
+        for expected in indices:
+            if expected != self._position:
+                raise InputError(f"{self.name}: a live stream is read once in order; frame {expected} cannot be read "
+                                 f"after frame {self._position - 1}")
+            frame = next(self._stream, None)
+            if frame is None:
+                return
+            self._position += 1
+            yield frame
+
 
 def open_source(source: str | Path | Iterable, *, name: str | None = None) -> FrameSource:
     """The right ``FrameSource`` for a video file path, a frame folder path, a ``cv2.VideoCapture`` or an iterable."""
@@ -325,7 +475,10 @@ def open_source(source: str | Path | Iterable, *, name: str | None = None) -> Fr
         if path.is_dir():
             return FrameFolderSource(path, name=name)
         if path.is_file():
-            return VideoFileSource(path, name=name)
+            try:
+                return VideoFileSource(path, name=name)
+            except InputError:
+                return OpenCVFileSource(path, name=name)  # what decord cannot open; fails the same way if broken
         raise InputError(f"{path}: does not exist; give a video file ({', '.join(s[1:] for s in VIDEO_SUFFIXES)}) "
                          "or a folder of frames")
     if _is_capture(source) or isinstance(source, Iterable):

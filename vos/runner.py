@@ -23,7 +23,7 @@ from seggpt_core.predictor import SegGPTPredictor
 from .datasets import VideoTask
 from .masks import load_mask
 from .pipeline import OutputSpec, VideoStats, run_video
-from .session import PropagationConfig
+from .config import PropagationConfig
 from .writers import completed_frames
 
 if TYPE_CHECKING:
@@ -82,8 +82,9 @@ def prompt_masks(task: VideoTask) -> tuple[dict[int, np.ndarray], np.ndarray | N
 def run_tasks(predictor: SegGPTPredictor, tasks: Sequence[VideoTask], out: Path, config: PropagationConfig, *,
               worker: Worker = Worker(), overwrite: bool = False, progress: bool = True,
               tuned: TunedPrompt | None = None, tuned_source: str = "tuned prompt") -> list[VideoStats]:
-    """Propagate every task (this worker's share must already be selected) into ``out`` in DAVIS layout; ``tuned``
-    is a tuned prompt used in every video alongside its masks."""
+    """Propagate every task (this worker's share must already be selected) into ``out`` in DAVIS layout, forward
+    from the first annotation (the benchmarks' protocol); ``tuned`` is a tuned prompt used in every video alongside
+    its masks."""
     out.mkdir(parents=True, exist_ok=True)
     log = out / f"timing-{worker.rank}.jsonl"
     done = []
@@ -94,7 +95,7 @@ def run_tasks(predictor: SegGPTPredictor, tasks: Sequence[VideoTask], out: Path,
         masks, palette = prompt_masks(task)
         outputs = OutputSpec(masks=out, only_frames=task.output_frames)
         stats = run_video(predictor, task.frames_dir, masks, outputs, config, name=task.name, progress=progress,
-                          palette=palette, tuned=tuned, tuned_source=tuned_source)
+                          palette=palette, tuned=tuned, tuned_source=tuned_source, direction="forward")
         with open(log, "a", encoding="utf-8") as f:
             f.write(json.dumps({"video": stats.name, "frames": stats.frames, "seconds": round(stats.seconds, 3),
                                 "fps": round(stats.fps, 3), "rank": worker.rank}) + "\n")

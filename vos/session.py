@@ -1,88 +1,135 @@
-"""Mask propagation through one video: the session object users drive.
+"""Mask propagation through one video from keyframes at any frames: the session object users drive.
 
-Data flows one way: frame source -> prompt bank -> SegGPT -> palette decoder -> (caller / writer). For every frame
-the model sees the annotated frames (kept for good) plus the last ``context`` predicted frames, feature-ensembled in
-one forward pass, with every object drawn in its own palette colour (paper §4.4, done for all objects at once; the
-official demo binarises its cache and so tracks one object). Low-resolution models (the shipped one) instead see each
-object in a window around where it was last seen (:mod:`vos.windows`). A mask given at a later frame adds new objects
-(YouTube-VOS style) or corrects existing ones: its objects replace their prediction on that frame and the frame
-becomes a permanent prompt. A tuned prompt (in-context tuning, ``add_prompt``) is a permanent prompt from frame 0 on,
-alongside the masks or instead of them.
+Data flows one way: frame source -> prompt bank -> SegGPT -> label decoder -> result store (and the caller). A
+*keyframe* is a mask given at any frame k (``add_mask``); the video is cut at the keyframes into *passes*, each tracked
+from its keyframe(s) with its own prompt bank (the keyframe(s) kept for good plus the last ``context`` predictions,
+feature-ensembled, paper §4.4) and its own object map:
+
+- frames before the first keyframe: backwards from it (``direction`` "backward" or "both");
+- frames after the last keyframe: forwards from it ("forward" or "both");
+- frames between two keyframes: "forward" tracks them forwards from the earlier one, "backward" backwards from the
+  later one, "both" uses both keyframes by ``BETWEEN_RULE`` (chosen by measurement, see the README);
+- frames no direction reaches are background (e.g. before the first keyframe in "forward": the DAVIS protocol).
+
+A keyframe sets the objects it contains. Objects it leaves out (a mask introducing a new object, YouTube-VOS style)
+keep the prediction of the pass that arrives there (forwards; backwards in "backward"), so such a keyframe is reached
+by one direction only. Because a pass depends only on its keyframes, adding a keyframe recomputes only the passes
+next to it (``plan`` lists them), and the result equals a fresh session with the same keyframes, pixel for pixel.
 
     session = VideoSession(predictor, "video.mp4")
-    session.add_mask(0, first_mask)            # (H, W) uint8 object ids, any ids 1..255
-    for pred in session.propagate():            # one frame at a time, nothing accumulates but the prompt bank
-        save(pred.name, pred.labels)
+    session.add_mask(40, mask)                  # (H, W) uint8 object ids, any ids 1..255, at any frame
+    for pred in session.propagate():            # one frame at a time, in computed order; results are stored
+        show(pred.index, pred.labels)
+    session.add_mask(75, corrected, replace=False)
+    list(session.propagate())                   # recomputes only frames between the neighbours of frame 75
+    session.result(10)                          # (H, W) uint8 ids at full resolution
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import hashlib
+import itertools
+from collections.abc import Hashable, Iterable, Iterator, Mapping
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import numpy as np
 import torch
 
+from seggpt_core.colours import label_colours
 from seggpt_core.errors import InputError
 from seggpt_core.predictor import SegGPTPredictor
-from seggpt_core.transforms import Upsample, painted_scores, resize_labels, scores_to_labels
+from seggpt_core.transforms import resize_labels
 
+from .config import Direction, PropagationConfig, ResolvedMode, check_direction
 from .masks import ObjectIds, check_mask, check_mask_frame, load_mask, object_ids_in
-from .prompts import BLACK_WHITE, PromptBank, PromptFrame
+from .modes import PaintMode, Query, make_mode
+from .prompts import PromptBank, PromptFrame
 from .readers import FrameSource, open_source, prefetched
-from .windows import ObjectWindows, WindowConfig
+from .store import ResultStore
 
 if TYPE_CHECKING:
     from seggpt_core.tuning import TunedPrompt
 
-
-Mode = Literal["auto", "joint", "per-object", "windows"]
-
-#: ``mode="auto"`` uses object windows for models whose input half is smaller than this on either side.
-WINDOWS_BELOW = 256
-
-
-@dataclass(frozen=True)
-class PropagationConfig:
-    """How a video is propagated.
-
-    ``context`` = 7 recent predictions + the first frame is the paper's best DAVIS setting ("8 frames", Table 4b:
-    75.6 J&F vs 70.0 with the first frame alone).
-
-    ``mode``: "joint" (the paper: whole frames, all objects as colours in one pass), "per-object" (whole frames, one
-    white-on-black pass per object), "windows" (one pass per object in a window around it, :mod:`vos.windows`), or
-    "auto": windows for low-resolution models (input half under ``WINDOWS_BELOW`` px, such as the shipped 64x64 one),
-    joint otherwise and with a tuned prompt.
-    """
-
-    context: int = 7
-    mode: Mode = "auto"
-    upsample: Upsample = "nearest"  #: "nearest" is the official behaviour; "bilinear" smooths the painted colours
-    windows: WindowConfig = WindowConfig()  #: window geometry (windows mode)
-
-    def resolved_mode(self, half_size: tuple[int, int], tuned: bool = False) -> Literal["joint", "per-object",
-                                                                                       "windows"]:
-        """The mode used with a model of input half ``half_size`` (and a tuned prompt or not)."""
-        if self.mode != "auto":
-            return self.mode
-        return "windows" if min(half_size) < WINDOWS_BELOW and not tuned else "joint"
+#: How "both" fills the frames between two keyframes (the README has the measurements behind the choice):
+#: "nearest": forwards from the earlier keyframe up to the midpoint, backwards from the later one after it;
+#: "two-prompts": forwards from the earlier one with the later one as a second permanent prompt;
+#: "forward": forwards from the earlier one only.
+BetweenRule = Literal["nearest", "two-prompts", "forward"]
+BETWEEN_RULE: BetweenRule = "nearest"
 
 
 class Prediction(NamedTuple):
-    index: int  #: position in the stream
+    index: int  #: frame index in the video
     name: str  #: output name of the frame (file stem or %05d)
     labels: np.ndarray  #: (H, W) uint8 user object ids at the frame's own resolution
     frame: np.ndarray  #: (H, W, 3) uint8 RGB input frame (for overlays)
 
 
+@dataclass(frozen=True)
+class Keyframe:
+    index: int
+    labels: np.ndarray  #: (H, W) uint8 user ids (read-only)
+    source: str  #: file or description, for error messages
+    digest: str  #: content hash: part of the key of every pass that depends on this keyframe
+
+    @property
+    def ids(self) -> frozenset[int]:
+        return frozenset(object_ids_in(self.labels))
+
+
+@dataclass(frozen=True)
+class Pass:
+    """Frames tracked in one direction from a keyframe (``seed``; None: from a tuned prompt alone), in order.
+
+    ``second``: a keyframe used as a further permanent prompt. ``merge``: the last frame is a keyframe whose objects
+    are pasted over the prediction there. ``frames`` may be endless (a live stream of unknown length).
+    """
+
+    seed: int | None
+    frames: range | itertools.count
+    key: Hashable
+    objects: tuple[int, ...]  #: user ids this pass tracks, in slot order
+    second: int | None = None
+    merge: bool = False
+    seed_is_mask: bool = True  #: the seed keyframe's labels are its mask (False: the result stored there)
+
+
+@dataclass(frozen=True)
+class Fill:
+    """Frames whose result is known without the model: a keyframe's own mask, or background."""
+
+    frames: range
+    key: Hashable
+    keyframe: int | None = None  #: None: background
+
+
+Step = Pass | Fill
+
+
+class _Link(NamedTuple):
+    """What a keyframe's resolved labels depend on (``dep``), the objects passes from it track (``active``), and
+    whether its mask has every object the pass arriving there tracks (``complete``: its labels are its mask)."""
+
+    dep: tuple
+    active: frozenset[int]
+    complete: bool
+
+
+def _span(frames: range | itertools.count) -> tuple:
+    return (frames.start, frames.stop, frames.step) if isinstance(frames, range) else (repr(frames),)
+
+
 class VideoSession:
-    """State of one video: its frame source, the masks given so far, the object ids and the prompt bank.
+    """State of one video: its frame source, its keyframes, the object ids and the stored results.
 
     Args:
         predictor: the SegGPT predictor (model, device, dtype) shared by all sessions.
-        video: a video file, a frame folder, a ``cv2.VideoCapture`` or any iterable of (H, W, 3) uint8 RGB frames.
+        video: a video file, a frame folder, a ``cv2.VideoCapture`` or any iterable of (H, W, 3) uint8 RGB frames
+            (a live stream: forward only, one ``propagate``).
         config: propagation settings.
         name: the video's name for outputs (default: from the path).
     """
@@ -92,42 +139,105 @@ class VideoSession:
         self.predictor = predictor
         self.config = config
         self.source = open_source(video, name=name)
-        self.objects = ObjectIds()
         self.palette: np.ndarray | None = None  #: colours of the first mask PNG that had a palette (for outputs)
-        self._masks: dict[int, tuple[np.ndarray, str]] = {}
+        self._keyframes: dict[int, Keyframe] = {}
         self._tuned: tuple[TunedPrompt, str] | None = None
+        self._store = ResultStore(int(config.store_budget_mb * 2**20))
 
+    # ------------------------------------------------------------------------------------------------ video
     @property
     def name(self) -> str:
         return self.source.name
 
     @property
-    def mode(self) -> Literal["joint", "per-object", "windows"]:
+    def num_frames(self) -> int | None:
+        return self.source.num_frames
+
+    @property
+    def frame_size(self) -> tuple[int, int] | None:
+        return self.source.size
+
+    @property
+    def fps(self):
+        return self.source.fps
+
+    def frame(self, index: int) -> np.ndarray:
+        """Frame ``index`` as (H, W, 3) uint8 RGB (random access; not for live streams)."""
+        return self.source.frame(index)
+
+    @property
+    def mode(self) -> ResolvedMode:
         """The propagation mode in effect (``config.mode`` with "auto" resolved for this model)."""
         return self.config.resolved_mode(self.predictor.half_size, tuned=self._tuned is not None)
 
-    def add_mask(self, frame_index: int, mask: str | Path | np.ndarray) -> None:
-        """Give the objects' masks at ``frame_index``: a palette/label PNG path or an (H, W) array of object ids.
+    # ------------------------------------------------------------------------------------------------ inputs
+    @property
+    def keyframes(self) -> Mapping[int, np.ndarray]:
+        """Frame index -> (H, W) uint8 ids given there (read-only)."""
+        return MappingProxyType({k: kf.labels for k, kf in sorted(self._keyframes.items())})
 
-        Objects not seen before start being tracked there; objects already tracked are corrected on that frame.
-        Can be called for any frame before ``propagate`` reaches it.
+    @property
+    def objects(self) -> tuple[int, ...]:
+        """User object ids known from the keyframes (and a tuned prompt), in order of first appearance."""
+        seen: dict[int, None] = {}
+        if self._tuned is not None:
+            seen.update(dict.fromkeys(self._tuned[0].label_ids))
+        for k in sorted(self._keyframes):
+            seen.update(dict.fromkeys(sorted(self._keyframes[k].ids)))
+        return tuple(seen)
+
+    def add_mask(self, frame_index: int, mask: str | Path | np.ndarray, *, replace: bool = False) -> None:
+        """A keyframe at ``frame_index``: a palette/label PNG path or an (H, W) array of object ids (0 = background).
+
+        A second mask for the same frame needs ``replace=True``. After ``propagate``, the frames this keyframe can
+        change become stale (``plan``); the others keep their results.
         """
         source = str(mask) if isinstance(mask, (str, Path)) else f"mask for frame {frame_index}"
         check_mask_frame(frame_index, self.source.num_frames, source=source)
+        if frame_index in self._keyframes and not replace:
+            raise InputError(f"{source}: frame {frame_index} already has a mask ({self._keyframes[frame_index].source})"
+                             "; give one mask per frame, or replace it (replace=True)")
         labels, palette = load_mask(mask)
+        if not labels.any():
+            raise InputError(f"{source}: the mask for frame {frame_index} has no object (all background); give a "
+                             "mask with at least one object id > 0")
+        if self.source.size is not None:
+            check_mask(labels, frame_size=self.source.size, source=f"{source} (frame {frame_index})")
+        self._check_tuned_ids(labels, source)
         if self.palette is None:
             self.palette = palette
-        first = not self._masks or frame_index < min(self._masks)
-        if first and not labels.any():
-            raise InputError(f"{source}: the first mask has no object (all background); give a mask with at least "
-                             "one object id > 0")
-        if self.source.size is not None:
-            check_mask(labels, frame_size=self.source.size, source=source)
-        self._check_tuned_ids(labels, source)
-        self._masks[frame_index] = (labels, source)
+        self._set_keyframe(frame_index, labels, source)
+
+    def _set_keyframe(self, index: int, labels: np.ndarray, source: str) -> None:
+        labels = np.array(labels, np.uint8)
+        labels.setflags(write=False)
+        digest = hashlib.blake2b(labels.tobytes() + repr(labels.shape).encode(), digest_size=16).hexdigest()
+        self._keyframes[index] = Keyframe(index, labels, source, digest)
+
+    def remove_object(self, obj_id: int) -> None:
+        """Drop object ``obj_id`` everywhere: from the keyframes (a keyframe left empty is removed) and the results."""
+        if obj_id not in self.objects or (self._tuned is not None and obj_id in self._tuned[0].label_ids):
+            raise InputError(f"{self.name}: object id {obj_id} is not in any keyframe (objects: "
+                             f"{list(self.objects)}); give an id that a mask uses")
+        for index, kf in list(self._keyframes.items()):
+            if obj_id in kf.ids:
+                kept = np.where(kf.labels == obj_id, 0, kf.labels).astype(np.uint8)
+                if kept.any():
+                    self._set_keyframe(index, kept, kf.source)
+                else:
+                    del self._keyframes[index]
+        for index in list(self._store.indices()):
+            key = self._store.key(index)
+            full, small = self._store.get(index)
+            if (full == obj_id).any() or (small == obj_id).any():
+                self._store.put(index, key, np.where(full == obj_id, 0, full), np.where(small == obj_id, 0, small))
+
+    def reset(self) -> None:
+        """Forget every result; keyframes (and a tuned prompt) stay."""
+        self._store.clear()
 
     def add_prompt(self, prompt: TunedPrompt, *, source: str = "tuned prompt") -> None:
-        """Use a tuned prompt as a permanent example from frame 0 on (first in the prompt batch).
+        """Use a tuned prompt as a permanent example in every pass (first in the prompt batch).
 
         Its objects (``prompt.label_ids``) are tracked from the start, so masks become optional; masks given too may
         only use those ids, because the prompt's colours are fixed to its label set.
@@ -139,8 +249,8 @@ class VideoSession:
             raise InputError(f"{source} was tuned on whole frames and cannot be cut into object windows; use --mode "
                              "joint (or auto)")
         self._tuned = (prompt, source)
-        for labels, mask_source in self._masks.values():
-            self._check_tuned_ids(labels, mask_source)
+        for kf in self._keyframes.values():
+            self._check_tuned_ids(kf.labels, kf.source)
 
     def _check_tuned_ids(self, labels: np.ndarray, source: str) -> None:
         if self._tuned is None:
@@ -151,108 +261,234 @@ class VideoSession:
             raise InputError(f"{source}: object id(s) {extra} are not in {prompt_source} (tuned for ids "
                              f"{list(prompt.label_ids)}); tune a prompt on masks with these objects or drop --prompt")
 
-    @torch.inference_mode()
-    def propagate(self) -> Iterator[Prediction]:
-        """Stream the video and yield one ``Prediction`` per frame, in order.
+    # ------------------------------------------------------------------------------------------------ results
+    def result(self, index: int) -> np.ndarray | None:
+        """(H, W) uint8 user ids of frame ``index`` at full resolution, None when not computed."""
+        stored = self._store.get(index)
+        return None if stored is None else stored[0]
 
-        Frames before the first mask are all background. Memory stays bounded: only the prompt bank (at model
-        resolution) and a few prefetched frames are held.
+    def plan(self, direction: Direction = "both") -> list[int]:
+        """The frames ``propagate(direction)`` will compute, in that order (the stale ones only)."""
+        if self.source.num_frames is None:
+            raise InputError(f"{self.name}: a live stream has no known length to plan; propagate it forward")
+        return [i for step in self._steps(direction) for i in self._todo(step)]
+
+    @torch.inference_mode()
+    def propagate(self, direction: Direction = "both") -> Iterator[Prediction]:
+        """Compute the stale frames (``plan``) and yield one ``Prediction`` per frame, in computed order.
+
+        Every result is stored before it is yielded, so stopping early (``break``, ``close()``) keeps everything
+        computed so far and the next call continues from there. Frames no direction reaches are background.
         """
-        if not self._masks and self._tuned is None:
-            raise InputError(f"{self.name}: no mask given; add the first frame's mask (add_mask / --masks) or a tuned "
-                             "prompt (add_prompt / --prompt)")
+        last = -1
+        keyframe_rgb: dict[int, np.ndarray] = {}  # frames of the keyframes read in this call (a stream reads once)
+        for step in self._steps(direction):
+            todo = self._todo(step)
+            if isinstance(todo, (range, list)) and not len(todo):
+                continue
+            run = (self._run_pass(step, todo, keyframe_rgb) if isinstance(step, Pass)
+                   else self._run_fill(step, todo, keyframe_rgb))
+            with closing(run):
+                for pred in run:
+                    last = max(last, pred.index)
+                    yield pred
+        if self.source.num_frames is None:
+            pending = [k for k in self._keyframes if k > last]
+            if pending:
+                kf = self._keyframes[min(pending)]
+                raise InputError(f"{kf.source}: mask is given for frame {kf.index} but the video ended at frame "
+                                 f"{last}; fix the frame index")
+
+    # ------------------------------------------------------------------------------------------------ the plan
+    def _steps(self, direction: Direction) -> list[Step]:
+        """The whole video as passes and fills, in computing order (stale or not)."""
+        direction = check_direction(direction)
+        keys = sorted(self._keyframes)
+        if not keys and self._tuned is None:
+            raise InputError(f"{self.name}: no mask given; add a keyframe mask (add_mask / --masks / --mask-at) or a "
+                             "tuned prompt (add_prompt / --prompt)")
+        if not self.source.seekable and direction == "both" and keys in ([], [0]):
+            direction = "forward"  # nothing lies before the keyframe: "both" reads the stream once, forwards
+        if not self.source.seekable and direction != "forward":
+            raise InputError(f"{self.name}: a live stream can only be tracked forward (--direction forward); give a "
+                             "video file or a frame folder to track backwards")
+        if direction == "backward" and (not keys or keys[-1] == 0):
+            where = "none is given" if not keys else f"the only one is frame 0 ({self._keyframes[0].source})"
+            raise InputError(f"{self.name}: --direction backward needs a keyframe after frame 0, but {where}; add "
+                             "one (--mask-at K PNG) or use --direction forward or both")
+        n = self.source.num_frames
+        version = (self._tuned is not None, self.mode)
+        if not keys:  # a tuned prompt alone: forward from frame 0
+            frames = range(n) if n is not None else itertools.count()
+            return [Pass(None, frames, ("pass", None, _span(frames), version), self._in_order(frozenset()))]
+        steps: list[Step] = []
+        first, last = keys[0], keys[-1]
+        tail = range(last + 1, n) if n is not None else itertools.count(last + 1)
+        chain = self._chain(keys[::-1] if direction == "backward" else keys)
+
+        def fill(k: int) -> None:
+            steps.append(Fill(range(k, k + 1), ("keyframe", chain[k].dep), keyframe=k))
+
+        def track(seed: int, frames, *, second: int | None = None, merge: bool = False) -> None:
+            tracked = chain[seed].active | (chain[second].active if second is not None else frozenset())
+            key = ("pass", chain[seed].dep, None if second is None else chain[second].dep, _span(frames), merge,
+                   version)
+            steps.append(Pass(seed, frames, key, self._in_order(tracked), second=second, merge=merge,
+                              seed_is_mask=chain[seed].complete))
+
+        if direction == "backward":
+            fill(last)
+            for b, a in zip(keys[::-1], keys[-2::-1]):
+                complete = chain[a].complete
+                track(b, range(b - 1, a - 1 if not complete else a, -1), merge=not complete)
+                if complete:
+                    fill(a)
+            track(first, range(first - 1, -1, -1))
+            steps.append(Fill(tail, ("background",)))
+            return steps
+        if direction == "both":
+            fill(first)
+            track(first, range(first - 1, -1, -1))
+        elif self._tuned is not None:  # forward: a tuned prompt tracks the frames before the first keyframe
+            steps.append(Pass(None, range(first), ("pass", None, _span(range(first)), version),
+                              self._in_order(frozenset())))
+            fill(first)
+        else:
+            steps.append(Fill(range(first), ("background",)))
+            fill(first)
+        for a, b in zip(keys, keys[1:]):
+            complete = chain[b].complete
+            if direction == "forward" or not complete or BETWEEN_RULE == "forward":
+                track(a, range(a + 1, b if complete else b + 1), merge=not complete)
+            elif BETWEEN_RULE == "two-prompts":
+                track(a, range(a + 1, b), second=b)
+            else:  # nearest keyframe
+                middle = (a + b) // 2
+                track(a, range(a + 1, middle + 1))
+                track(b, range(b - 1, middle, -1))
+            if complete:
+                fill(b)
+        track(last, tail)
+        return steps
+
+    def _chain(self, arrival: list[int]) -> dict[int, _Link]:
+        """Keyframe -> its ``_Link``, along the order in which passes arrive at the keyframes."""
+        links: dict[int, _Link] = {}
+        active = frozenset(self._tuned[0].label_ids) if self._tuned is not None else frozenset()
+        previous: _Link | None = None
+        for k in arrival:
+            kf = self._keyframes[k]
+            complete = previous is None or previous.active <= kf.ids
+            dep = (k, kf.digest) if complete else (k, kf.digest, previous.dep)
+            previous = links[k] = _Link(dep, active | kf.ids if previous is None else previous.active | kf.ids,
+                                        complete)
+        return links
+
+    def _in_order(self, ids: frozenset[int]) -> tuple[int, ...]:
+        """``ids`` (plus a tuned prompt's) in slot order: the order of first appearance over the keyframes."""
+        if self._tuned is not None:
+            ids = ids | frozenset(self._tuned[0].label_ids)
+        return tuple(i for i in self.objects if i in ids)
+
+    def _todo(self, step: Step):
+        """The frames of ``step`` still to compute: a pass from the first frame whose stored key differs (later
+        frames depend on it), a fill every frame whose stored key differs."""
+        if isinstance(step.frames, itertools.count):
+            return step.frames
+        stale = [i for i in step.frames if self._store.key(i) != step.key]
+        if isinstance(step, Fill) or not stale:
+            return stale
+        return step.frames[step.frames.index(stale[0]):]
+
+    # ------------------------------------------------------------------------------------------------ running
+    def _run_fill(self, step: Fill, frames, keyframe_rgb: dict[int, np.ndarray]) -> Iterator[Prediction]:
+        labels = self._keyframes[step.keyframe].labels if step.keyframe is not None else None
+        half = self.predictor.half_size
+        for frame in self.source.read(frames):
+            if labels is None:
+                full = np.zeros(frame.rgb.shape[:2], np.uint8)
+                small = np.zeros(half, np.uint8)
+            else:
+                full, small = labels, resize_labels(labels, half)
+                keyframe_rgb[frame.index] = frame.rgb
+            self._store.put(frame.index, step.key, full, small)
+            yield Prediction(frame.index, frame.name, np.array(full), frame.rgb)
+
+    def _run_pass(self, step: Pass, frames, keyframe_rgb: dict[int, np.ndarray]) -> Iterator[Prediction]:
+        """Track ``frames`` (the stale tail of ``step.frames``) with a prompt bank rebuilt from the stored results."""
+        objects = ObjectIds()
+        for object_id in step.objects:
+            objects.add([object_id])
+        colours = label_colours(len(objects)) if len(objects) else None
+        mode = make_mode(self.mode, self.predictor, self.config)
         bank = PromptBank(self.config.context)
+        prepare = self.predictor.prepare_image
         if self._tuned is not None:
             prompt, _ = self._tuned
-            self.objects.add(prompt.label_ids)
             device = self.predictor.device
-            bank.add_permanent(PromptFrame(prompt.image.to(device), None, prompt.target.to(device)))
-        prepare = self.predictor.prepare_image
-        frames = prefetched(self.source, lambda f: (f, prepare(f.rgb)), depth=4)
-        windows = ObjectWindows(prepare, self.predictor.half_size, self.config.windows)
-        last, previous = -1, None
-        for frame, image in frames:
-            last = frame.index
-            given = self._masks.get(frame.index)
-            slots_small, slots = self._predict(bank, image, frame.rgb, previous, windows)
-            if given is not None:
-                labels, source = given
-                check_mask(labels, frame_size=frame.rgb.shape[:2], source=source)
-                self.objects.add_from(labels, source=source)
-                given_slots = torch.as_tensor(self.objects.to_slots(labels, source=source), dtype=torch.uint8,
-                                              device=slots.device)
-                slots = torch.where(given_slots > 0, given_slots, self._drop(slots, given_slots))
-            previous = slots.cpu().numpy()
-            if given is not None:
-                slots_small = torch.from_numpy(resize_labels(previous, self.predictor.half_size))
-                bank.add_permanent(self._prompt_frame(image, slots_small, frame.rgb, previous))
-            elif slots_small is not None:
-                bank.push(self._prompt_frame(image, slots_small, frame.rgb, previous))
-            yield Prediction(frame.index, frame.name, self.objects.to_ids(previous), frame.rgb)
-        pending = [i for i in self._masks if i > last]
-        if pending:
-            raise InputError(f"{self._masks[pending[0]][1]}: mask is given for frame {pending[0]} but the video "
-                             f"ended at frame {last}; fix the frame index")
+            bank.add_permanent(PromptFrame(None, prompt.image.to(device), None, prompt.target.to(device)))
+        previous = None
+        for k in (step.seed, step.second):
+            if k is not None:
+                full = self._resolved(k, step.seed_is_mask or k == step.second)
+                slots = objects.to_slots(full, source=self._keyframes[k].source)
+                rgb = keyframe_rgb[k] if k in keyframe_rgb else self.source.frame(k)
+                self._add_prompt(bank, mode, k, rgb, slots, permanent=True)
+                if k == step.seed:
+                    previous = slots
+        done = step.frames[:len(step.frames) - len(frames)] if isinstance(frames, range) else range(0)
+        for index in done[-self.config.context:] if self.config.context else []:
+            full, small = self._store.get(index)
+            self._add_prompt(bank, mode, index, self.source.frame(index), objects.to_slots(full),
+                             small=objects.to_slots(small))
+        if done:
+            previous = objects.to_slots(self._store.get(done[-1])[0])
+        merge_at = step.frames[-1] if step.merge else None
+        for frame, image in prefetched(self.source.read(frames), lambda f: (f, prepare(f.rgb)), depth=4):
+            if len(bank) and colours is not None:
+                small_t, full_t = mode.predict(bank, Query(frame.index, image, frame.rgb, previous), colours)
+                slots, small = full_t.cpu().numpy(), small_t.cpu().numpy().astype(np.uint8)
+            else:
+                slots = np.zeros(frame.rgb.shape[:2], np.uint8)
+                small = None
+            ids = objects.to_ids(slots)
+            if frame.index == merge_at:
+                ids = self._merge(self._keyframes[frame.index].labels, ids)
+                small_ids = resize_labels(ids, self.predictor.half_size)
+            else:
+                if small is not None:
+                    self._add_prompt(bank, mode, frame.index, frame.rgb, slots, small=small, image=image)
+                small_ids = objects.to_ids(small) if small is not None else np.zeros(self.predictor.half_size,
+                                                                                     np.uint8)
+            previous = slots
+            if frame.index == merge_at:
+                keyframe_rgb[frame.index] = frame.rgb
+            self._store.put(frame.index, step.key, ids, small_ids)
+            yield Prediction(frame.index, frame.name, ids, frame.rgb)
+
+    def _add_prompt(self, bank: PromptBank, mode: PaintMode, index: int, rgb: np.ndarray, slots: np.ndarray, *,
+                    small: np.ndarray | None = None, image: torch.Tensor | None = None,
+                    permanent: bool = False) -> None:
+        """Frame ``index`` with its (H, W) slots becomes a prompt (at model resolution: ``small``, default the slots
+        resized with nearest)."""
+        image = self.predictor.prepare_image(rgb) if image is None else image
+        small = resize_labels(slots, self.predictor.half_size) if small is None else small
+        prompt = PromptFrame(index, image, torch.as_tensor(small).to(image.device).long())
+        (bank.add_permanent if permanent else bank.push)(prompt)
+        mode.observe(index, rgb, slots)
+
+    def _resolved(self, k: int, complete: bool) -> np.ndarray:
+        """The labels at keyframe ``k`` that passes start from: its mask, or (when it leaves objects out) the stored
+        result of the pass that arrived there (computed earlier in every plan)."""
+        if complete:
+            return self._keyframes[k].labels
+        stored = self._store.get(k)
+        if stored is None:
+            raise RuntimeError(f"keyframe {k} was used before the pass arriving there computed it")
+        return stored[0]
 
     @staticmethod
-    def _drop(slots: torch.Tensor, given_slots: torch.Tensor) -> torch.Tensor:
-        """The prediction with every object of the given mask removed (its given pixels replace it)."""
-        redrawn = torch.unique(given_slots[given_slots > 0])
-        return torch.where(torch.isin(slots, redrawn), torch.zeros_like(slots), slots)
-
-    def _prompt_frame(self, image: torch.Tensor, slots_small: torch.Tensor, rgb: np.ndarray,
-                      slots: np.ndarray) -> PromptFrame:
-        """A prompt at model resolution; in windows mode it keeps the frame and its (H, W) slots as well."""
-        small = slots_small.to(image.device).long()
-        if self.mode != "windows":
-            return PromptFrame(image, small)
-        return PromptFrame(image, small, rgb=rgb, full_slots=slots)
-
-    def _predict(self, bank: PromptBank, image: torch.Tensor, rgb: np.ndarray, previous: np.ndarray | None,
-                 windows: ObjectWindows) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """Slots at model resolution, (h, w) int64 (None before any prompt), and at the frame's size, (H, W) uint8.
-
-        ``previous``: the last frame's (H, W) slots (windows mode cuts each query around its object there).
-        """
-        size = rgb.shape[:2]
-        if not len(bank) or not len(self.objects):
-            return None, torch.zeros(size, dtype=torch.uint8, device=image.device)
-        palette = self.objects.palette()
-        if self.mode == "windows":
-            full = self._window_scores(bank, image, rgb, previous, len(palette) - 1, windows).argmax(0).to(torch.uint8)
-            return torch.from_numpy(resize_labels(full.cpu().numpy(), self.predictor.half_size)), full
-        if self.mode == "joint":
-            scores = painted_scores(self.predictor.paint(*bank.batch(palette), image[None]), palette)
-        else:
-            scores = torch.cat([torch.zeros(1, 1, *self.predictor.half_size, device=image.device)] +
-                               [self._object_score(bank.batch(BLACK_WHITE, only_slot=slot), image[None])
-                                for slot in range(1, len(palette))], 1)
-        small, full = scores_to_labels(scores, size, self.config.upsample)
-        return small[0], full[0]
-
-    def _object_score(self, prompts: tuple[torch.Tensor, torch.Tensor], query: torch.Tensor) -> torch.Tensor:
-        """(1, 1, h, w): how much closer to white than to black the query is painted from white-on-black ``prompts``;
-        background scores 0, so the argmax over objects merges them without overlap."""
-        scores = painted_scores(self.predictor.paint(*prompts, query), BLACK_WHITE)
-        return scores[:, 1:] - scores[:, :1]
-
-    def _window_scores(self, bank: PromptBank, image: torch.Tensor, rgb: np.ndarray, previous: np.ndarray | None,
-                       k: int, windows: ObjectWindows) -> torch.Tensor:
-        """(K+1, H, W) scores at the frame's size: each object's inside its window, -inf outside, background 0.
-
-        An object missing from the previous frame (lost, occluded, out of view) or from every prompt is searched for
-        in the whole frame with whole-frame prompts, as in per-object mode.
-        """
-        h, w = rgb.shape[:2]
-        scores = torch.full((k + 1, h, w), -torch.inf, device=image.device)
-        scores[0] = 0
-        frames = bank.frames()
-        for slot in range(1, k + 1):
-            box = None if previous is None else windows.config.box(previous == slot)
-            prompts = None if box is None else windows.prompts(frames, slot)
-            if prompts is None:
-                box, prompts, query = (0, 0, h, w), bank.batch(BLACK_WHITE, only_slot=slot), image[None]
-            else:
-                query = windows.query(rgb, box)
-            windows.paste(scores[slot], self._object_score(prompts, query)[0, 0], box, self.config.upsample)
-        return scores
+    def _merge(given: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+        """The keyframe's objects pasted over the prediction, with those objects removed from the prediction."""
+        redrawn = np.isin(predicted, object_ids_in(given))
+        return np.where(given > 0, given, np.where(redrawn, 0, predicted)).astype(np.uint8)

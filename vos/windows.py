@@ -11,8 +11,7 @@ frames (``mode="joint"``), which is what the published ViT-L model gets by defau
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -20,24 +19,11 @@ import torch.nn.functional as F
 
 from seggpt_core.transforms import Upsample, normalized_colours, resize_labels
 
-from .prompts import BLACK_WHITE, PromptFrame
+from .config import WindowConfig
+from .prompts import BLACK_WHITE
 
 Box = tuple[int, int, int, int]
 """(top, left, height, width) in pixels of a frame."""
-
-
-@dataclass(frozen=True)
-class WindowConfig:
-    """Window geometry: side = ``margin`` x the object's longer box side, at least ``min_side`` x the frame's short
-    side, moved (or cut) to fit the frame. The defaults were chosen on generated videos with seeds never used for
-    training or for the reported scores (``scripts/bench_small_model.py --tune-windows``)."""
-
-    margin: float = 1.5
-    min_side: float = 0.1
-
-    def box(self, mask: np.ndarray) -> Box | None:
-        """The window around an object's (H, W) bool mask, None when the mask is empty."""
-        return object_window(mask, self.margin, self.min_side)
 
 
 def object_window(mask: np.ndarray, margin: float, min_side: float) -> Box | None:
@@ -67,22 +53,12 @@ class ObjectWindows:
                  config: WindowConfig) -> None:
         self.prepare, self.half_size, self.config = prepare, half_size, config
 
-    def prompts(self, frames: Sequence[PromptFrame], slot: int) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """Images and white-on-black targets (P, 3, h', w') of the prompts that show ``slot``, each cut around its
-        own mask (cached on the frame), or None when none shows it."""
-        cuts = [c for c in (self._prompt(f, slot) for f in frames) if c is not None]
-        if not cuts:
-            return None
-        return torch.stack([c[0] for c in cuts]), torch.stack([c[1] for c in cuts])
+    def box(self, mask: np.ndarray) -> Box | None:
+        """The window around an object's (H, W) bool mask by this geometry, None when the mask is empty."""
+        return object_window(mask, self.config.margin, self.config.min_side)
 
-    def _prompt(self, frame: PromptFrame, slot: int) -> tuple[torch.Tensor, torch.Tensor] | None:
-        if slot not in frame.windows:
-            shown = frame.full_slots == slot
-            box = self.config.box(shown)
-            frame.windows[slot] = None if box is None else self._cut_prompt(frame.rgb, shown, box)
-        return frame.windows[slot]
-
-    def _cut_prompt(self, rgb: np.ndarray, shown: np.ndarray, box: Box) -> tuple[torch.Tensor, torch.Tensor]:
+    def cut_prompt(self, rgb: np.ndarray, shown: np.ndarray, box: Box) -> tuple[torch.Tensor, torch.Tensor]:
+        """A prompt cut to ``box``: image and white-on-black target of the (H, W) bool ``shown``, (3, h', w') each."""
         image = self.prepare(cut(rgb, box))
         small = torch.from_numpy(resize_labels(cut(shown, box).astype(np.uint8), self.half_size)).to(image.device)
         return image, normalized_colours(BLACK_WHITE, image.device)[small.long()].permute(2, 0, 1)

@@ -22,8 +22,7 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
 def add_propagation_args(parser: argparse.ArgumentParser) -> None:
     from typing import get_args
 
-    from ..session import Mode
-    from ..windows import WindowConfig
+    from ..config import Mode, WindowConfig
 
     g = parser.add_argument_group("propagation")
     g.add_argument("--context", type=int, default=7,
@@ -65,16 +64,9 @@ def load_predictor(args: argparse.Namespace):
 
 
 def propagation_config(args: argparse.Namespace):
-    from seggpt_core.errors import InputError
+    """The propagation settings of the command line (each config validates itself: a bad value is an InputError)."""
+    from ..config import PropagationConfig, WindowConfig
 
-    from ..session import PropagationConfig
-    from ..windows import WindowConfig
-
-    if args.context < 0:
-        raise InputError(f"--context must be >= 0, got {args.context}")
-    if args.window_margin <= 0 or not 0 < args.window_min <= 1:
-        raise InputError(f"--window-margin must be > 0 and --window-min within (0, 1], got {args.window_margin} and "
-                         f"{args.window_min}")
     return PropagationConfig(context=args.context, mode=args.mode, upsample=args.upsample,
                              windows=WindowConfig(args.window_margin, args.window_min))
 
@@ -115,20 +107,36 @@ def run_segment(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------------------------------ propagate
+def keyframe_masks(args: argparse.Namespace) -> dict[int, str]:
+    """Frame index -> mask file from ``--masks`` (frame 0) and ``--mask-at FRAME PNG``; one mask per frame."""
+    from seggpt_core.errors import InputError
+
+    masks = {0: args.masks} if args.masks is not None else {}
+    for frame, path in args.mask_at or []:
+        try:
+            index = int(frame)
+        except ValueError:
+            raise InputError(f"{path}: --mask-at frame {frame!r} is not a frame index; give an integer, e.g. "
+                             f"--mask-at 40 {path}") from None
+        if index in masks:
+            raise InputError(f"{path}: frame {index} already has a mask ({masks[index]}); give one mask per frame")
+        masks[index] = path
+    return masks
+
+
 def run_propagate(args: argparse.Namespace) -> int:
     from ..pipeline import OutputSpec, run_video
 
     tuned = load_tuned_prompt(args)
-    if args.masks is None and tuned is None:
+    if args.masks is None and not args.mask_at and tuned is None:
         from seggpt_core.errors import InputError
 
-        raise InputError("no example given; pass the first frame's mask (--masks PNG) or a tuned prompt (--prompt PT)")
-    masks = {0: args.masks} if args.masks is not None else {}
-    for frame, path in args.mask_at or []:
-        masks[int(frame)] = path
+        raise InputError("no example given; pass a mask (--masks PNG for frame 0, --mask-at FRAME PNG for any frame) "
+                         "or a tuned prompt (--prompt PT)")
+    masks = keyframe_masks(args)
     outputs = OutputSpec(masks=args.out, overlay=args.overlay, alpha=args.alpha, rle=args.rle, numpy=args.numpy)
     stats = run_video(load_predictor(args), args.input, masks, outputs, propagation_config(args), name=args.name,
-                      tuned=tuned, tuned_source=str(args.prompt))
+                      tuned=tuned, tuned_source=str(args.prompt), direction=args.direction)
     where = [str(p) for p in (args.out and args.out / stats.name, args.overlay, args.alpha, args.rle, args.numpy) if p]
     print(f"{stats.name}: {stats.frames} frames in {stats.seconds:.1f} s ({stats.fps:.2f} frames/s) -> "
           f"{', '.join(where)}")
@@ -196,9 +204,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("propagate", help="track objects through one video from their first-frame masks",
                               description="Propagate masks through a video file, a frame folder or a camera stream.")
     p.add_argument("input", help="video file (mp4, mkv, avi, webm, mov) or folder of frames")
-    p.add_argument("--masks", metavar="PNG", help="first-frame mask (palette or label PNG)")
+    p.add_argument("--masks", metavar="PNG", help="first-frame mask (palette or label PNG): --mask-at 0 PNG")
     p.add_argument("--mask-at", nargs=2, action="append", metavar=("FRAME", "PNG"),
-                   help="a mask for a later frame index: new objects start there, given objects are corrected")
+                   help="a keyframe mask at any frame index (repeat for several): objects are tracked from there; "
+                        "a mask that leaves tracked objects out keeps their prediction on that frame")
+    p.add_argument("--direction", choices=("forward", "backward", "both"), default="both",
+                   help="track after the keyframes (forward), before them (backward) or both (default); forward "
+                        "from a frame-0 mask is the DAVIS protocol")
     p.add_argument("--out", type=Path, metavar="DIR", help="palette PNGs in DIR/<video>/<frame>.png")
     p.add_argument("--overlay", type=Path, metavar="MP4", help="H.264 video with the masks blended in")
     p.add_argument("--alpha", type=Path, metavar="DIR", help="per-object alpha mattes DIR/<video>/<id>/<frame>.png")
