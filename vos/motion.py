@@ -3,8 +3,8 @@
 SegGPT paints what looks like its prompts; it has no notion of where an object moved. Dense optical flow (OpenCV's
 DIS, medium preset) gives that notion cheaply on a CPU. Flow is *backward*: for every pixel of frame t, the offset to
 where it was in frame t-1, so a label map of frame t-1 is carried to frame t by sampling it there (nearest, nothing
-outside the frame). That alone is the classic tracking baseline (``FlowWarp``, about 43 J&F on davis-mini); the
-pipeline uses it as a prior beside the model (``MotionPrior``, :mod:`vos.windows`).
+outside the frame). That alone is the classic tracking baseline (``flow_track``, 43.0 J&F on davis-mini); the
+windows mode uses it as a prior beside the model (``MotionPrior``, ``PropagationConfig.motion``, :mod:`vos.modes`).
 
     flow = BackwardFlow()
     warped = warp_labels(previous_labels, flow(previous_rgb, rgb))   # (H, W) uint8 labels moved to frame t
@@ -13,7 +13,6 @@ pipeline uses it as a prior beside the model (``MotionPrior``, :mod:`vos.windows
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -62,67 +61,56 @@ def warp_labels(labels: np.ndarray, flow: np.ndarray) -> np.ndarray:
                      borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
-@dataclass(frozen=True)
-class MotionConfig:
-    """How the flow prior is used (chosen on generated validation videos, ``scripts/bench_small_model.py
-    --tune-motion``; never on davis-mini).
-
-    ``place``: cut each object's query window around its flow-warped previous mask instead of the previous mask.
-    ``blend``: weight of the warped mask (+1 inside, -1 outside) against the model's object score (scaled to
-    [-1, 1]) inside the window: 0 keeps the model's painting, 1 follows the flow wherever the model is not certain.
-    ``scale``: flow computed on frames resized by this factor.
-    """
-
-    place: bool = True
-    blend: float = 0.0
-    scale: float = 1.0
-
-
 #: An object score of +-1 is a query pixel painted pure white / pure black (score = 2 x.white - |white|^2).
-_SCORE_RANGE = 3 * 255.0 ** 2
+SCORE_RANGE = 3 * 255.0 ** 2
 
 
 class MotionPrior:
-    """Per-video flow state: backward flow of every frame computed once, on a background thread, as the frames are
-    read; the session asks for the previous prediction warped to the current frame.
+    """One pass's flow state: the backward flow of every frame to the frame before it *in the pass* (forwards or
+    backwards through the video), computed once, on a background thread, as the pass reads its frames.
 
-        prior = MotionPrior(config)
-        for frame in prior.track(frames):          # frames pass through unchanged; flow is computed ahead
-            warped = prior.warped(previous_slots)   # (H, W) uint8, the previous slots moved to ``frame``
+        prior = MotionPrior(scale=1.0)
+        for frame in prior.track(frames, first_rgb):   # frames pass through unchanged; flow is computed ahead
+            warped = prior.warped(previous_slots)       # (H, W) uint8, the previous frame's slots moved to ``frame``
     """
 
-    def __init__(self, config: MotionConfig = MotionConfig(), depth: int = 4) -> None:
-        self.config, self.depth = config, depth
+    def __init__(self, scale: float = 1.0, depth: int = 4) -> None:
+        self.scale, self.depth = scale, depth
         self._flow: np.ndarray | None = None
 
-    def track(self, frames: Iterable[Frame]) -> Iterator[Frame]:
-        """Pass ``frames`` through; each frame's flow to the one before is computed on a background thread up to
-        ``depth`` frames ahead and becomes current when that frame is yielded."""
-        for frame, flow in prefetch(self._flows(frames), self.depth, name="flow"):
+    def track(self, frames: Iterable[Frame], first: np.ndarray | None) -> Iterator[Frame]:
+        """Pass ``frames`` through; ``first``: the (H, W, 3) RGB frame the pass starts from (its keyframe), None when
+        unknown. Each frame's flow to the one before is computed up to ``depth`` frames ahead and becomes current when
+        that frame is yielded."""
+        for frame, flow in prefetch(self._flows(frames, first), self.depth, name="flow"):
             self._flow = flow
             yield frame
 
-    def _flows(self, frames: Iterable[Frame]) -> Iterator[tuple[Frame, np.ndarray | None]]:
-        compute = BackwardFlow(self.config.scale)
-        previous = None
+    def _flows(self, frames: Iterable[Frame], previous: np.ndarray | None
+               ) -> Iterator[tuple[Frame, np.ndarray | None]]:
+        compute = BackwardFlow(self.scale)
         for frame in frames:
             same = previous is not None and previous.shape == frame.rgb.shape
             yield frame, compute(previous, frame.rgb) if same else None
             previous = frame.rgb
 
-    def warped(self, previous: np.ndarray) -> np.ndarray:
-        """The (H, W) uint8 slots of the frame before, carried to the current frame (unchanged on the first frame)."""
-        return previous if self._flow is None else warp_labels(previous, self._flow)
+    def warped(self, previous: np.ndarray | None) -> np.ndarray | None:
+        """The (H, W) uint8 slots of the frame before, carried to the current frame (as they are when there is no
+        flow: the pass's first frame without its keyframe's image, or a change of frame size)."""
+        if previous is None or self._flow is None:
+            return previous
+        return warp_labels(previous, self._flow)
 
-    def fuse(self, window_scores, warped_mask):
-        """Blend a window's (h, w) object scores (torch, painted-score units) with the (h, w) bool warped mask of that
-        object in the same window: ``(1 - blend) * score / range + blend * (+1 | -1)``, in [-1, 1] units."""
-        import torch
 
-        if self.config.blend == 0:
-            return window_scores
-        prior = torch.as_tensor(warped_mask, device=window_scores.device).float() * 2 - 1
-        return (1 - self.config.blend) * window_scores / _SCORE_RANGE + self.config.blend * prior
+def fuse_scores(scores, prior: np.ndarray, blend: float):
+    """Blend (h, w) object scores (torch, painted-score units: > 0 object) with the (h, w) bool warped mask of the
+    object: ``(1 - blend) * scores / SCORE_RANGE + blend * (+1 inside, -1 outside)``; ``scores`` when ``blend`` = 0."""
+    import torch
+
+    if blend == 0:
+        return scores
+    inside = torch.as_tensor(prior, device=scores.device).float() * 2 - 1
+    return (1 - blend) * scores / SCORE_RANGE + blend * inside
 
 
 def flow_track(frames: Iterable[np.ndarray], first: np.ndarray) -> Iterator[np.ndarray]:

@@ -22,7 +22,7 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
 def add_propagation_args(parser: argparse.ArgumentParser) -> None:
     from typing import get_args
 
-    from ..config import Mode, WindowConfig
+    from ..config import Mode, Motion, MotionConfig, WindowConfig
 
     g = parser.add_argument_group("propagation")
     g.add_argument("--context", type=int, default=7,
@@ -37,6 +37,12 @@ def add_propagation_args(parser: argparse.ArgumentParser) -> None:
                    help="windows mode: window side / the object's box side (default %(default)s)")
     g.add_argument("--window-min", type=float, default=WindowConfig.min_side,
                    help="windows mode: smallest window side / the frame's short side (default %(default)s)")
+    g.add_argument("--motion", choices=get_args(Motion), default="auto",
+                   help="windows mode: flow places each object's window around its previous mask moved by optical "
+                        "flow (OpenCV DIS); none: around the previous mask; auto (default): flow in windows mode")
+    g.add_argument("--motion-blend", type=float, default=MotionConfig.blend,
+                   help="with --motion flow: weight of the flow-warped mask against the painted scores (0: none; "
+                        "default %(default)s)")
     g.add_argument("--upsample", choices=("nearest", "bilinear"), default="nearest",
                    help="how labels return to the frame size (nearest = official)")
 
@@ -65,10 +71,11 @@ def load_predictor(args: argparse.Namespace):
 
 def propagation_config(args: argparse.Namespace):
     """The propagation settings of the command line (each config validates itself: a bad value is an InputError)."""
-    from ..config import PropagationConfig, WindowConfig
+    from ..config import MotionConfig, PropagationConfig, WindowConfig
 
     return PropagationConfig(context=args.context, mode=args.mode, upsample=args.upsample,
-                             windows=WindowConfig(args.window_margin, args.window_min))
+                             windows=WindowConfig(args.window_margin, args.window_min), motion=args.motion,
+                             flow=MotionConfig(blend=args.motion_blend))
 
 
 # ------------------------------------------------------------------------------------------------------ segment
