@@ -17,8 +17,9 @@ from seggpt_core.model import PRESETS, SegGPT
 from seggpt_core.predictor import SegGPTPredictor
 from vos.masks import read_label_png
 from vos.prompts import PromptBank, PromptFrame
-from vos.session import PropagationConfig, VideoSession
-from vos.windows import WindowConfig
+from vos.config import PropagationConfig, WindowConfig
+from vos.session import VideoSession
+from vos.windows import object_window
 
 TINY = PRESETS["test-tiny"]
 
@@ -56,7 +57,7 @@ def test_late_object_and_user_ids_round_trip(shared_data, repaint_predictor):
     session = VideoSession(repaint_predictor, frames, PropagationConfig(context=0, mode="joint"))
     session.add_mask(0, lut[mask0])
     session.add_mask(20, lut[mask20])
-    preds = list(session.propagate())
+    preds = list(session.propagate("forward"))
     assert [p.index for p in preds] == list(range(60))
     assert preds[5].name == "00005" and preds[5].frame.shape == (480, 854, 3)
     np.testing.assert_array_equal(preds[0].labels, lut[mask0])
@@ -65,7 +66,7 @@ def test_late_object_and_user_ids_round_trip(shared_data, repaint_predictor):
         np.testing.assert_array_equal(preds[i].labels, round_trip(lut[mask0], TINY.half_size))
     for i in (21, 59):
         np.testing.assert_array_equal(preds[i].labels, round_trip(lut[mask20], TINY.half_size))
-    assert session.objects.ids == (7, 42)
+    assert session.objects == (7, 42)
     assert set(np.unique(preds[30].labels)) == {0, 7, 42}
 
 
@@ -78,7 +79,7 @@ def test_correction_replaces_only_the_given_objects(shared_data, repaint_predict
     correction = np.zeros_like(mask0)
     correction[100:200, 100:300] = 2  # object 2 redrawn as a box; object 1 keeps its prediction
     session.add_mask(3, correction)
-    preds = {p.index: p.labels for p in session.propagate() if p.index <= 3}
+    preds = {p.index: p.labels for p in session.propagate("forward") if p.index <= 3}
     predicted = round_trip(mask0, TINY.half_size)
     expected = np.where(correction > 0, 2, np.where(predicted == 2, 0, predicted))
     np.testing.assert_array_equal(preds[3], expected)
@@ -90,7 +91,7 @@ def test_frames_before_the_first_mask_are_background(shared_data, repaint_predic
     session = VideoSession(repaint_predictor, root / "JPEGImages/480p/dog-lateobj",
                            PropagationConfig(context=2, mode="joint"))
     session.add_mask(20, mask20)
-    preds = list(session.propagate())
+    preds = list(session.propagate("forward"))
     assert all(not p.labels.any() for p in preds[:20])
     np.testing.assert_array_equal(preds[20].labels, mask20)
     assert preds[40].labels.any()
@@ -111,7 +112,7 @@ def test_windows_mode_cuts_each_object_out_and_pastes_it_back(repaint_predictor)
     preds = [p.labels for p in session.propagate()]
     expected = np.zeros_like(mask)
     for obj, box in ((3, (14, 24, 33, 33)), (5, (46, 116, 68, 68))):  # margin 1.5 x the longer box side
-        assert config.windows.box(mask == obj) == box
+        assert object_window(mask == obj, config.windows.margin, config.windows.min_side) == box
         top, left, h, w = box
         window = (mask == obj).astype(np.uint8)[top:top + h, left:left + w] * obj
         expected[top:top + h, left:left + w] += round_trip(window, TINY.half_size)
@@ -129,7 +130,7 @@ def test_auto_mode_uses_windows_only_for_low_resolution_models(repaint_predictor
 
 def test_prompt_bank_keeps_annotations_and_a_fifo():
     bank = PromptBank(capacity=2)
-    frame = lambda v: PromptFrame(torch.full((3, 2, 2), float(v)), torch.full((2, 2), v % 2, dtype=torch.long))
+    frame = lambda v: PromptFrame(v, torch.full((3, 2, 2), float(v)), torch.full((2, 2), v % 2, dtype=torch.long))
     bank.add_permanent(frame(0))
     for v in (1, 2, 3):
         bank.push(frame(v))

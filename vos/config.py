@@ -25,6 +25,11 @@ Motion = Literal["auto", "none", "flow"]
 frame with dense optical flow and uses it as ``MotionConfig`` says; "none" uses the previous mask as is; "auto": flow
 in windows mode. Whole-frame modes never use motion (the paper's protocol)."""
 
+Between = Literal["nearest", "two-prompts", "forward"]
+"""How direction "both" fills the frames between two keyframes: "nearest" (forwards from the earlier keyframe up to
+the midpoint, backwards from the later one after it), "two-prompts" (forwards from the earlier one with the later one
+as a second permanent prompt), "forward" (forwards from the earlier one only). Chosen by measurement: README."""
+
 #: ``mode="auto"`` uses object windows for models whose input half is smaller than this on either side.
 WINDOWS_BELOW = 256
 
@@ -77,6 +82,8 @@ class PropagationConfig:
     ``mode``: see ``Mode``; "auto" = windows for low-resolution models (input half under ``WINDOWS_BELOW`` px, such
     as the shipped 64x64 one), joint otherwise and with a tuned prompt.
 
+    ``between``: how direction "both" fills the frames between two keyframes (see ``Between``).
+
     ``store_budget_mb``: results (full-resolution uint8 label maps) are kept in RAM up to this size and spilled to a
     temporary folder beyond it.
     """
@@ -88,6 +95,7 @@ class PropagationConfig:
     motion: Motion = "auto"  #: optical-flow prior (windows mode)
     flow: MotionConfig = field(default_factory=MotionConfig)  #: how the prior is used (windows mode)
     store_budget_mb: float = 512.0
+    between: Between = "nearest"  #: how "both" fills the frames between two keyframes (``Between``)
 
     def __post_init__(self) -> None:
         if not isinstance(self.context, int) or self.context < 0:
@@ -105,6 +113,8 @@ class PropagationConfig:
                              f"--motion with --mode {self.mode}")
         if not isinstance(self.flow, MotionConfig):
             raise InputError(f"flow must be a MotionConfig, got {type(self.flow).__name__}")
+        if self.between not in get_args(Between):
+            raise InputError(f"unknown between-keyframes rule {self.between!r}; use one of {', '.join(get_args(Between))}")
         if not self.store_budget_mb >= 0:
             raise InputError(f"store_budget_mb must be >= 0, got {self.store_budget_mb}")
 

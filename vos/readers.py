@@ -411,6 +411,8 @@ class IteratorSource(FrameSource):
             if hasattr(frames, "__len__"):
                 self.num_frames = len(frames)
             self.seekable = isinstance(frames, Sequence)  # frames in memory (a list): random access
+            if self.seekable and len(frames):
+                self._checked(0, frames[0])  # sets ``size``
         self.fps = Fraction(fps).limit_denominator(1001) if fps else None
 
     def _checked(self, index: int, frame) -> np.ndarray:

@@ -8,7 +8,7 @@ feature-ensembled, paper §4.4) and its own object map:
 - frames before the first keyframe: backwards from it (``direction`` "backward" or "both");
 - frames after the last keyframe: forwards from it ("forward" or "both");
 - frames between two keyframes: "forward" tracks them forwards from the earlier one, "backward" backwards from the
-  later one, "both" uses both keyframes by ``BETWEEN_RULE`` (chosen by measurement, see the README);
+  later one, "both" uses both keyframes by ``config.between`` (chosen by measurement, see the README);
 - frames no direction reaches are background (e.g. before the first keyframe in "forward": the DAVIS protocol).
 
 A keyframe sets the objects it contains. Objects it leaves out (a mask introducing a new object, YouTube-VOS style)
@@ -34,7 +34,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
@@ -54,14 +54,6 @@ from .store import ResultStore
 
 if TYPE_CHECKING:
     from seggpt_core.tuning import TunedPrompt
-
-#: How "both" fills the frames between two keyframes (the README has the measurements behind the choice):
-#: "nearest": forwards from the earlier keyframe up to the midpoint, backwards from the later one after it;
-#: "two-prompts": forwards from the earlier one with the later one as a second permanent prompt;
-#: "forward": forwards from the earlier one only.
-BetweenRule = Literal["nearest", "two-prompts", "forward"]
-BETWEEN_RULE: BetweenRule = "nearest"
-
 
 class Prediction(NamedTuple):
     index: int  #: frame index in the video
@@ -86,17 +78,21 @@ class Keyframe:
 class Pass:
     """Frames tracked in one direction from a keyframe (``seed``; None: from a tuned prompt alone), in order.
 
-    ``second``: a keyframe used as a further permanent prompt. ``merge``: the last frame is a keyframe whose objects
-    are pasted over the prediction there. ``frames`` may be endless (a live stream of unknown length).
+    ``second``: a keyframe used as a further permanent prompt. ``frames`` may be endless (a live stream of unknown
+    length).
     """
 
     seed: int | None
     frames: range | itertools.count
-    key: Hashable
+    key: Hashable  #: what the frames depend on (seed, prompts, direction), not where the pass stops: a longer pass
+    #: from the same keyframe computes the same frames, so its results are reused
     objects: tuple[int, ...]  #: user ids this pass tracks, in slot order
     second: int | None = None
-    merge: bool = False
+    merge_key: Hashable | None = None  #: set when the last frame is a keyframe pasted over the prediction there
     seed_is_mask: bool = True  #: the seed keyframe's labels are its mask (False: the result stored there)
+
+    def frame_key(self, index: int) -> Hashable:
+        return self.merge_key if self.merge_key is not None and index == self.frames[-1] else self.key
 
 
 @dataclass(frozen=True)
@@ -106,6 +102,9 @@ class Fill:
     frames: range
     key: Hashable
     keyframe: int | None = None  #: None: background
+
+    def frame_key(self, index: int) -> Hashable:
+        return self.key
 
 
 Step = Pass | Fill
@@ -118,10 +117,6 @@ class _Link(NamedTuple):
     dep: tuple
     active: frozenset[int]
     complete: bool
-
-
-def _span(frames: range | itertools.count) -> tuple:
-    return (frames.start, frames.stop, frames.step) if isinstance(frames, range) else (repr(frames),)
 
 
 class VideoSession:
@@ -321,7 +316,7 @@ class VideoSession:
         version = (self._tuned is not None, self.mode)
         if not keys:  # a tuned prompt alone: forward from frame 0
             frames = range(n) if n is not None else itertools.count()
-            return [Pass(None, frames, ("pass", None, _span(frames), version), self._in_order(frozenset()))]
+            return [Pass(None, frames, ("pass", None, version), self._in_order(frozenset()))]
         steps: list[Step] = []
         first, last = keys[0], keys[-1]
         tail = range(last + 1, n) if n is not None else itertools.count(last + 1)
@@ -332,9 +327,10 @@ class VideoSession:
 
         def track(seed: int, frames, *, second: int | None = None, merge: bool = False) -> None:
             tracked = chain[seed].active | (chain[second].active if second is not None else frozenset())
-            key = ("pass", chain[seed].dep, None if second is None else chain[second].dep, _span(frames), merge,
-                   version)
-            steps.append(Pass(seed, frames, key, self._in_order(tracked), second=second, merge=merge,
+            step = frames.step if isinstance(frames, range) else 1
+            key = ("pass", chain[seed].dep, None if second is None else chain[second].dep, step, version)
+            merge_key = key + ("merge", chain[frames[-1]].dep) if merge else None
+            steps.append(Pass(seed, frames, key, self._in_order(tracked), second=second, merge_key=merge_key,
                               seed_is_mask=chain[seed].complete))
 
         if direction == "backward":
@@ -351,17 +347,16 @@ class VideoSession:
             fill(first)
             track(first, range(first - 1, -1, -1))
         elif self._tuned is not None:  # forward: a tuned prompt tracks the frames before the first keyframe
-            steps.append(Pass(None, range(first), ("pass", None, _span(range(first)), version),
-                              self._in_order(frozenset())))
+            steps.append(Pass(None, range(first), ("pass", None, version), self._in_order(frozenset())))
             fill(first)
         else:
             steps.append(Fill(range(first), ("background",)))
             fill(first)
         for a, b in zip(keys, keys[1:]):
             complete = chain[b].complete
-            if direction == "forward" or not complete or BETWEEN_RULE == "forward":
+            if direction == "forward" or not complete or self.config.between == "forward":
                 track(a, range(a + 1, b if complete else b + 1), merge=not complete)
-            elif BETWEEN_RULE == "two-prompts":
+            elif self.config.between == "two-prompts":
                 track(a, range(a + 1, b), second=b)
             else:  # nearest keyframe
                 middle = (a + b) // 2
@@ -396,7 +391,7 @@ class VideoSession:
         frames depend on it), a fill every frame whose stored key differs."""
         if isinstance(step.frames, itertools.count):
             return step.frames
-        stale = [i for i in step.frames if self._store.key(i) != step.key]
+        stale = [i for i in step.frames if self._store.key(i) != step.frame_key(i)]
         if isinstance(step, Fill) or not stale:
             return stale
         return step.frames[step.frames.index(stale[0]):]
@@ -446,7 +441,7 @@ class VideoSession:
         if done:
             previous = objects.to_slots(self._store.get(done[-1])[0])
             previous_rgb = self.source.frame(done[-1]) if motion is not None else None
-        merge_at = step.frames[-1] if step.merge else None
+        merge_at = step.frames[-1] if step.merge_key is not None else None
         stream = self.source.read(frames) if motion is None else motion.track(self.source.read(frames), previous_rgb)
         for frame, image in prefetched(stream, lambda f: (f, prepare(f.rgb)), depth=4):
             if len(bank) and colours is not None:
@@ -468,7 +463,7 @@ class VideoSession:
             previous = slots
             if frame.index == merge_at:
                 keyframe_rgb[frame.index] = frame.rgb
-            self._store.put(frame.index, step.key, ids, small_ids)
+            self._store.put(frame.index, step.frame_key(frame.index), ids, small_ids)
             yield Prediction(frame.index, frame.name, ids, frame.rgb)
 
     def _add_prompt(self, bank: PromptBank, mode: PaintMode, index: int, rgb: np.ndarray, slots: np.ndarray, *,
