@@ -2,15 +2,19 @@
 
     python scripts/bench_small_model.py [--model seggpt-vos-small] [--out runs/bench-small] [--videos 10]
 
-0. With ``--tune-windows``: the window geometry (``vos.windows.WindowConfig``) over a grid of margins and minimum
+0. With ``--tune-windows``: the window geometry (``vos.config.WindowConfig``) over a grid of margins and minimum
    sides, on validation videos with seeds from ``--tune-first-seed`` (default 3_000_000: neither trained on nor
-   reported below), so the defaults are chosen without looking at the held-out scores.
+   reported below), so the defaults are chosen without looking at the held-out scores. With ``--tune-motion``: the
+   motion prior's settings (``MOTION_GRID``) and the flow warp alone on validation videos of the default look and of a
+   harder one (``MOTION_VALIDATION``: faster motion, more camouflage, faster camera).
 1. J&F on held-out generated videos: ``--videos`` synthetic DAVIS-style videos (480x854, default look) with seeds from
    ``--first-seed`` (default 2_000_000; training only ever uses seeds below ``vos.training.samplers.TRAIN_SEED_LIMIT``).
 2. J&F on ``shared/data/davis-mini`` (real DAVIS 2017 val videos, never trained on).
-   Both sets with the pipeline's defaults (``--mode`` auto: object windows for this model; ``--context`` 7 previous
-   predictions, the paper's setting), with ``--compare-mode`` / ``--compare-context`` when given, and for the trivial
-   baseline that repeats the first-frame mask on every frame, by the same evaluator.
+   Both sets (``--sets``) with the pipeline's defaults (``--mode`` auto: object windows for this model, ``--motion``
+   auto: placed by optical flow; ``--context`` 7 previous predictions, the paper's setting), with ``--compare-mode`` /
+   ``--compare-motion`` / ``--compare-context`` when given, and for two baselines scored by the same evaluator, per set
+   and per sequence: repeating the first-frame mask on every frame, and warping the previous mask with optical flow
+   (``vos.motion.flow_track``: OpenCV DIS medium, backward flow, nearest remap).
 3. bf16 vs fp32: the same pipeline with the model's matmuls in bf16; the fraction of output pixels whose label
    equals the fp32 run's, (a) over every written frame of both sets, each precision propagating on its own (a
    pixel that flips feeds back through the prompts and, in windows mode, the window placement, so the runs can
@@ -21,8 +25,8 @@
    per step before any drift.
 
 Everything is written under ``--out`` (generated data, predictions per precision, mode and context, e.g.
-``davis-mini/fp32-joint-context0/``, and ``bench_small_model.json``); reruns reuse finished videos (the runner skips
-complete outputs).
+``davis-mini/fp32-windows-flow-context7/``, and ``bench_small_model.json``, updated by each run); reruns reuse
+finished videos (the runner skips complete outputs).
 """
 
 from __future__ import annotations

@@ -1,11 +1,13 @@
 """seggpt-vos: video object segmentation with SegGPT. Public API (imported on first use, so ``vos.config`` stays
 free of torch):
 
-    from vos import VideoSession, Prediction, PropagationConfig, WindowConfig, Mode, Direction
+    from vos import VideoSession, Prediction, PropagationConfig, WindowConfig, Mode, Direction,
+        Motion, MotionConfig
 """
 
 _PUBLIC = {"VideoSession": "session", "Prediction": "session", "PropagationConfig": "config",
-           "WindowConfig": "config", "Mode": "config", "Direction": "config"}
+           "WindowConfig": "config", "Mode": "config", "Direction": "config", "Motion": "config",
+           "MotionConfig": "config"}
 
 __all__ = sorted(_PUBLIC)
 
