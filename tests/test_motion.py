@@ -83,16 +83,15 @@ def test_motion_prior_passes_frames_through_and_warps_with_each_frames_flow():
     previous = np.zeros(frames[0].shape[:2], np.uint8)
     previous[30:50, 20:45] = 1
     prior = MotionPrior()
-    seen = []
-    for frame in prior.track(iter(stream), frames[0]):  # the pass starts from frame 0 (its keyframe)
-        seen.append(frame)
-        expected = warp_labels(previous, BackwardFlow()(frames[frame.index - 1], frame.rgb))
-        np.testing.assert_array_equal(prior.warped(previous), expected)
+    seen = list(prior.track(iter(stream), frames[0]))  # the pass starts from frame 0 (its keyframe); read ahead
     assert seen == stream
-    assert prior.warped(None) is None
+    for frame in reversed(seen):  # each frame keeps its own flow however far ahead the reader went
+        expected = warp_labels(previous, BackwardFlow()(frames[frame.index - 1], frame.rgb))
+        np.testing.assert_array_equal(prior.warped(previous, frame.index), expected)
+    assert prior.warped(None, 1) is None
     without_first = MotionPrior()
-    for _ in without_first.track(iter(stream[:1]), None):  # no image of the frame before: nothing to warp with
-        assert without_first.warped(previous) is previous
+    for frame in without_first.track(iter(stream[:1]), None):  # no image of the frame before: nothing to warp with
+        assert without_first.warped(previous, frame.index) is previous
 
 
 def test_fuse_scores_lets_the_flow_decide_where_the_model_is_unsure():
@@ -104,9 +103,9 @@ def test_fuse_scores_lets_the_flow_decide_where_the_model_is_unsure():
 
 
 def test_motion_is_a_windows_mode_prior_only():
-    assert PropagationConfig().uses_flow("windows")
-    assert not PropagationConfig(motion="none").uses_flow("windows")
-    assert not PropagationConfig().uses_flow("joint")  # the published ViT-L keeps the paper's protocol
+    assert PropagationConfig(motion="auto").uses_flow("windows")
+    assert not PropagationConfig().uses_flow("windows")  # off by default until measured to help
+    assert not PropagationConfig(motion="auto").uses_flow("joint")  # the published ViT-L keeps the paper's protocol
     with pytest.raises(InputError, match="windows mode"):
         PropagationConfig(mode="joint", motion="flow")
     with pytest.raises(InputError, match="blend"):
@@ -124,7 +123,7 @@ class RepaintNewestPrompt(SegGPT):
 def test_windows_mode_places_the_query_window_around_the_warped_mask(place):
     """The object is painted back into the window around its warped mask (``place``) or its previous mask."""
     predictor = SegGPTPredictor(RepaintNewestPrompt(PRESETS["test-tiny"]), device="cpu", dtype="fp32")
-    config = PropagationConfig(mode="windows", context=0, flow=MotionConfig(place=place))
+    config = PropagationConfig(mode="windows", context=0, motion="flow", flow=MotionConfig(place=place))
     mode = WindowsMode(predictor, config)
     rgb = textured(120, 200)
     previous = np.zeros((120, 200), np.uint8)

@@ -67,39 +67,41 @@ SCORE_RANGE = 3 * 255.0 ** 2
 
 class MotionPrior:
     """One pass's flow state: the backward flow of every frame to the frame before it *in the pass* (forwards or
-    backwards through the video), computed once, on a background thread, as the pass reads its frames.
+    backwards through the video), computed once, on a background thread, as the pass reads its frames. Flows are kept
+    by frame index until asked for, because the consumer (the session's own prefetch) may read several frames ahead.
 
         prior = MotionPrior(scale=1.0)
-        for frame in prior.track(frames, first_rgb):   # frames pass through unchanged; flow is computed ahead
-            warped = prior.warped(previous_slots)       # (H, W) uint8, the previous frame's slots moved to ``frame``
+        for frame in prior.track(frames, first_rgb):           # frames pass through unchanged; flow is computed ahead
+            warped = prior.warped(previous_slots, frame.index)  # (H, W) uint8, the previous slots moved to ``frame``
     """
 
     def __init__(self, scale: float = 1.0, depth: int = 4) -> None:
         self.scale, self.depth = scale, depth
-        self._flow: np.ndarray | None = None
+        self._flows: dict[int, np.ndarray | None] = {}
 
     def track(self, frames: Iterable[Frame], first: np.ndarray | None) -> Iterator[Frame]:
         """Pass ``frames`` through; ``first``: the (H, W, 3) RGB frame the pass starts from (its keyframe), None when
-        unknown. Each frame's flow to the one before is computed up to ``depth`` frames ahead and becomes current when
-        that frame is yielded."""
-        for frame, flow in prefetch(self._flows(frames, first), self.depth, name="flow"):
-            self._flow = flow
+        unknown. Each frame's flow to the one before is computed up to ``depth`` frames ahead."""
+        for frame, flow in prefetch(self._compute(frames, first), self.depth, name="flow"):
+            self._flows[frame.index] = flow
             yield frame
 
-    def _flows(self, frames: Iterable[Frame], previous: np.ndarray | None
-               ) -> Iterator[tuple[Frame, np.ndarray | None]]:
+    def _compute(self, frames: Iterable[Frame], previous: np.ndarray | None
+                 ) -> Iterator[tuple[Frame, np.ndarray | None]]:
         compute = BackwardFlow(self.scale)
         for frame in frames:
             same = previous is not None and previous.shape == frame.rgb.shape
             yield frame, compute(previous, frame.rgb) if same else None
             previous = frame.rgb
 
-    def warped(self, previous: np.ndarray | None) -> np.ndarray | None:
-        """The (H, W) uint8 slots of the frame before, carried to the current frame (as they are when there is no
-        flow: the pass's first frame without its keyframe's image, or a change of frame size)."""
-        if previous is None or self._flow is None:
+    def warped(self, previous: np.ndarray | None, index: int) -> np.ndarray | None:
+        """The (H, W) uint8 slots of the frame before frame ``index`` (in the pass), carried to frame ``index`` (as
+        they are when there is no flow: the pass's first frame without its keyframe's image, or a change of frame
+        size). Frame ``index``'s flow is forgotten once asked for."""
+        flow = self._flows.pop(index, None)
+        if previous is None or flow is None:
             return previous
-        return warp_labels(previous, self._flow)
+        return warp_labels(previous, flow)
 
 
 def fuse_scores(scores, prior: np.ndarray, blend: float):

@@ -445,7 +445,7 @@ class VideoSession:
         stream = self.source.read(frames) if motion is None else motion.track(self.source.read(frames), previous_rgb)
         for frame, image in prefetched(stream, lambda f: (f, prepare(f.rgb)), depth=4):
             if len(bank) and colours is not None:
-                warped = None if motion is None else motion.warped(previous)
+                warped = None if motion is None else motion.warped(previous, frame.index)
                 small_t, full_t = mode.predict(bank, Query(frame.index, image, frame.rgb, previous, warped), colours)
                 slots, small = full_t.cpu().numpy(), small_t.cpu().numpy().astype(np.uint8)
             else:

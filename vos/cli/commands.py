@@ -37,9 +37,9 @@ def add_propagation_args(parser: argparse.ArgumentParser) -> None:
                    help="windows mode: window side / the object's box side (default %(default)s)")
     g.add_argument("--window-min", type=float, default=WindowConfig.min_side,
                    help="windows mode: smallest window side / the frame's short side (default %(default)s)")
-    g.add_argument("--motion", choices=get_args(Motion), default="auto",
+    g.add_argument("--motion", choices=get_args(Motion), default="none",
                    help="windows mode: flow places each object's window around its previous mask moved by optical "
-                        "flow (OpenCV DIS); none: around the previous mask; auto (default): flow in windows mode")
+                        "flow (OpenCV DIS); none (default): around the previous mask; auto: flow in windows mode")
     g.add_argument("--motion-blend", type=float, default=MotionConfig.blend,
                    help="with --motion flow: weight of the flow-warped mask against the painted scores (0: none; "
                         "default %(default)s)")
