@@ -2,15 +2,19 @@
 
     python scripts/bench_small_model.py [--model seggpt-vos-small] [--out runs/bench-small] [--videos 10]
 
-0. With ``--tune-windows``: the window geometry (``vos.windows.WindowConfig``) over a grid of margins and minimum
+0. With ``--tune-windows``: the window geometry (``vos.config.WindowConfig``) over a grid of margins and minimum
    sides, on validation videos with seeds from ``--tune-first-seed`` (default 3_000_000: neither trained on nor
-   reported below), so the defaults are chosen without looking at the held-out scores.
+   reported below), so the defaults are chosen without looking at the held-out scores. With ``--tune-motion``: the
+   motion prior's settings (``MOTION_GRID``) and the flow warp alone on validation videos of the default look and of a
+   harder one (``MOTION_VALIDATION``: faster motion, more camouflage, faster camera).
 1. J&F on held-out generated videos: ``--videos`` synthetic DAVIS-style videos (480x854, default look) with seeds from
    ``--first-seed`` (default 2_000_000; training only ever uses seeds below ``vos.training.samplers.TRAIN_SEED_LIMIT``).
 2. J&F on ``shared/data/davis-mini`` (real DAVIS 2017 val videos, never trained on).
-   Both sets with the pipeline's defaults (``--mode`` auto: object windows for this model; ``--context`` 7 previous
-   predictions, the paper's setting), with ``--compare-mode`` / ``--compare-context`` when given, and for the trivial
-   baseline that repeats the first-frame mask on every frame, by the same evaluator.
+   Both sets (``--sets``) with the pipeline's defaults (``--mode`` auto: object windows for this model, ``--motion``
+   auto: placed by optical flow; ``--context`` 7 previous predictions, the paper's setting), with ``--compare-mode`` /
+   ``--compare-motion`` / ``--compare-context`` when given, and for two baselines scored by the same evaluator, per set
+   and per sequence: repeating the first-frame mask on every frame, and warping the previous mask with optical flow
+   (``vos.motion.flow_track``: OpenCV DIS medium, backward flow, nearest remap).
 3. bf16 vs fp32: the same pipeline with the model's matmuls in bf16; the fraction of output pixels whose label
    equals the fp32 run's, (a) over every written frame of both sets, each precision propagating on its own (a
    pixel that flips feeds back through the prompts and, in windows mode, the window placement, so the runs can
@@ -21,8 +25,8 @@
    per step before any drift.
 
 Everything is written under ``--out`` (generated data, predictions per precision, mode and context, e.g.
-``davis-mini/fp32-joint-context0/``, and ``bench_small_model.json``); reruns reuse finished videos (the runner skips
-complete outputs).
+``davis-mini/fp32-windows-flow-context7/``, and ``bench_small_model.json``, updated by each run); reruns reuse
+finished videos (the runner skips complete outputs).
 """
 
 from __future__ import annotations
@@ -44,12 +48,16 @@ from seggpt_core.atomic import atomic_write  # noqa: E402
 from seggpt_core.checkpoint import DEFAULT_MODEL  # noqa: E402
 from seggpt_core.predictor import Prompt, SegGPTPredictor  # noqa: E402
 from seggpt_core.transforms import resize_labels  # noqa: E402
-from vos.config import Mode, PropagationConfig, WindowConfig  # noqa: E402
+from vos.config import Mode, Motion, MotionConfig, PropagationConfig, WindowConfig  # noqa: E402
 from vos.datasets import VideoTask, list_davis  # noqa: E402
+from vos.masks import load_mask  # noqa: E402
+from vos.motion import flow_track  # noqa: E402
+from vos.readers import open_source  # noqa: E402
 from vos.runner import run_tasks  # noqa: E402
 from vos.session import VideoSession  # noqa: E402
 from vos.training.synthetic import SyntheticVideo, SyntheticVideoConfig, write_davis_dataset  # noqa: E402
 from vos.training.samplers import TRAIN_SEED_LIMIT  # noqa: E402
+from vos.writers import PalettePngWriter  # noqa: E402
 
 DAVIS_MINI = Path(__file__).resolve().parents[2] / "shared" / "data" / "davis-mini"
 
@@ -60,6 +68,20 @@ def repeat_first_mask(tasks: list[VideoTask], out: Path) -> None:
         first = task.masks[task.first_frame].read_bytes()
         for name in task.frame_names:
             atomic_write(out / task.name / f"{name}.png", lambda f: f.write(first))
+
+
+def flow_warp(tasks: list[VideoTask], out: Path) -> None:
+    """The optical-flow baseline (``vos.motion.flow_track``): each sequence's first annotation carried frame to frame
+    along OpenCV DIS backward flow (medium preset), nearest remap; frames before the first annotation are empty."""
+    for task in tasks:
+        first = task.frame_names.index(task.first_frame)
+        labels, palette = load_mask(task.masks[task.first_frame])
+        writer = PalettePngWriter(out / task.name, palette=palette)
+        frames = (frame.rgb for frame in open_source(task.frames_dir) if frame.index >= first)
+        for name in task.frame_names[:first]:
+            writer.write(0, name, np.zeros_like(labels), None)
+        for name, warped in zip(task.frame_names[first:], flow_track(frames, labels)):
+            writer.write(0, name, warped, None)
 
 
 def pixel_agreement(a: Path, b: Path) -> tuple[int, int]:
@@ -74,19 +96,29 @@ def pixel_agreement(a: Path, b: Path) -> tuple[int, int]:
 
 
 def folder_name(precision: str, config: PropagationConfig, half_size: tuple[int, int]) -> str:
-    """e.g. ``fp32-windows-context7``; tuned window geometries add ``-m1.5-s0.1``."""
+    """e.g. ``fp32-windows-flow-context7``; tuned window geometries add ``-m1.5-s0.1``, a motion blend ``-blend0.3``."""
     mode = config.resolved_mode(half_size)
-    name = f"{precision}-{mode}-context{config.context}"
+    name = f"{precision}-{mode}" + ("-flow" if config.uses_flow(mode) else "") + f"-context{config.context}"
     if mode == "windows" and config.windows != WindowConfig():
         name += f"-m{config.windows.margin:g}-s{config.windows.min_side:g}"
+    if config.uses_flow(mode) and config.flow != MotionConfig():
+        name += "".join(f"-{k}{v:g}" for k, v in asdict(config.flow).items() if v != getattr(MotionConfig, k))
     return name
+
+
+def scores_of(root: Path, out: Path) -> dict:
+    """J&F, J, F of the PNGs in ``out`` against ``root`` (DAVIS protocol), and J&F per sequence (its objects' mean)."""
+    report = evaluate_davis(root, out, "val", workers=1)
+    sequences: dict[str, list[float]] = {}
+    for o in report.objects:
+        sequences.setdefault(o.sequence, []).append((o.j_stats.mean + o.f_stats.mean) / 2)
+    return {"jf": report.overall.jf_mean, "j": report.overall.j.mean, "f": report.overall.f.mean,
+            "objects": report.overall.num_objects, "sequences": {k: float(np.mean(v)) for k, v in sequences.items()}}
 
 
 def score(predictor: SegGPTPredictor, root: Path, out: Path, config: PropagationConfig) -> dict:
     run_tasks(predictor, list_davis(root), out, config, progress=False)
-    report = evaluate_davis(root, out, "val", workers=1)
-    return {"jf": report.overall.jf_mean, "j": report.overall.j.mean, "f": report.overall.f.mean,
-            "objects": report.overall.num_objects}
+    return scores_of(root, out)
 
 
 def step_agreement(fp32: SegGPTPredictor, bf16: SegGPTPredictor, root: Path, fp32_results: Path,
@@ -131,6 +163,15 @@ def one_step_j(predictor: SegGPTPredictor, seeds: range, video: SyntheticVideoCo
     return {"model": float(np.mean(model)), "copy_previous": float(np.mean(copy)), "objects_frames": len(model)}
 
 
+#: Validation videos for the motion prior: the default look (30 frames), and a harder one with one object that moves
+#: faster, is camouflaged more often and is filmed by a faster panning camera (25 frames).
+MOTION_VALIDATION = {"default": (0, 6, SyntheticVideoConfig(num_frames=30)),
+                     "hard": (200, 6, SyntheticVideoConfig(num_frames=25, num_objects=(1, 1), speed=(0.01, 0.03),
+                                                           camouflage_prob=0.6, camera_speed=0.008))}
+#: Motion settings compared on them (``--tune-motion``).
+MOTION_GRID = (("none", MotionConfig()), ("flow", MotionConfig()), ("flow", MotionConfig(blend=0.3)))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default=DEFAULT_MODEL, help="shipped model name or checkpoint path")
@@ -139,26 +180,37 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames", type=int, default=50, help="frames per generated video")
     p.add_argument("--first-seed", type=int, default=2_000_000)
     p.add_argument("--davis", type=Path, default=DAVIS_MINI, help="DAVIS-layout real test set")
+    p.add_argument("--sets", default="generated,davis-mini", help="comma-separated: generated, davis-mini")
     p.add_argument("--mode", default="auto", choices=get_args(Mode))
+    p.add_argument("--motion", default="none", choices=get_args(Motion))
+    p.add_argument("--motion-blend", type=float, default=MotionConfig.blend)
     p.add_argument("--context", type=int, default=PropagationConfig().context, help="previous predictions as prompts")
     p.add_argument("--compare-mode", default=None, choices=get_args(Mode)[1:],
                    help="also score with this mode")
+    p.add_argument("--compare-motion", default=None, choices=get_args(Motion)[1:], help="also score with this motion")
     p.add_argument("--compare-context", type=int, default=None, help="also score with this many previous predictions")
     p.add_argument("--tune-windows", action="store_true", help="score a grid of window geometries on validation videos")
+    p.add_argument("--tune-motion", action="store_true", help="score motion settings on validation videos")
     p.add_argument("--tune-first-seed", type=int, default=3_000_000)
     p.add_argument("--skip-bf16", action="store_true")
+    p.add_argument("--skip-one-step", action="store_true")
     args = p.parse_args(argv)
     if min(args.first_seed, args.tune_first_seed) < TRAIN_SEED_LIMIT:
         p.error(f"--first-seed and --tune-first-seed must be >= {TRAIN_SEED_LIMIT}: lower seeds may be trained on")
-    if abs(args.first_seed - args.tune_first_seed) < args.videos:
+    if abs(args.first_seed - args.tune_first_seed) < max(args.videos, 206):
         p.error("--first-seed and --tune-first-seed must give disjoint seed ranges")
 
     fp32 = SegGPTPredictor.from_pretrained(args.model, device="cpu", dtype="fp32")
     half = fp32.half_size
-    config = PropagationConfig(mode=args.mode, context=args.context)
+    config = PropagationConfig(mode=args.mode, context=args.context, motion=args.motion,
+                               flow=MotionConfig(blend=args.motion_blend))
     video = SyntheticVideoConfig(num_frames=args.frames)
-    results: dict = {"model": str(args.model), "mode": config.resolved_mode(half), "context": config.context,
-                     "windows": asdict(config.windows), "video_config": json.loads(json.dumps(asdict(video)))}
+    json_path = args.out / "bench_small_model.json"
+    results: dict = json.loads(json_path.read_text()) if json_path.is_file() else {}
+    results.update({"model": str(args.model), "mode": config.resolved_mode(half), "context": config.context,
+                    "motion": config.motion if config.uses_flow(config.resolved_mode(half)) else "none",
+                    "flow": asdict(config.flow), "windows": asdict(config.windows),
+                    "video_config": json.loads(json.dumps(asdict(video)))})
 
     if args.tune_windows:
         validation = args.out / "validation"
@@ -173,28 +225,47 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"validation: windows margin {margin:g}, min side {min_side:g}: J&F {r['jf'] * 100:.1f}",
                       flush=True)
 
-    generated = args.out / "generated"
-    seeds = range(args.first_seed, args.first_seed + args.videos)
-    write_davis_dataset(generated, seeds, video, progress=True)
-    sets = {"generated": generated, "davis-mini": args.davis}
-    results["held_out_seeds"] = [seeds[0], seeds[-1]]
+    if args.tune_motion:
+        results["motion_tuning"] = {}
+        for look, (offset, count, look_video) in MOTION_VALIDATION.items():
+            validation = args.out / f"validation-motion-{look}"
+            tune_seeds = range(args.tune_first_seed + offset, args.tune_first_seed + offset + count)
+            write_davis_dataset(validation, tune_seeds, look_video, progress=True)
+            flow_warp(list_davis(validation), validation / "flow-warp")
+            rows = [{"setting": "flow warp", **scores_of(validation, validation / "flow-warp")}]
+            for motion, flow in MOTION_GRID:
+                tuned = replace(config, mode="windows", motion=motion, flow=flow)
+                r = score(fp32, validation, validation / folder_name("fp32", tuned, half), tuned)
+                rows.append({"setting": folder_name("fp32", tuned, half)[5:], **r})
+            results["motion_tuning"][look] = {"seeds": [tune_seeds[0], tune_seeds[-1]], "rows": rows}
+            for r in rows:
+                print(f"validation ({look}): {r['setting']}: J&F {r['jf'] * 100:.1f}", flush=True)
 
-    compare = replace(config, mode=args.compare_mode or config.mode,
+    roots = {"generated": args.out / "generated", "davis-mini": args.davis}
+    sets = {name: roots[name] for name in args.sets.split(",")}
+    if "generated" in sets:
+        seeds = range(args.first_seed, args.first_seed + args.videos)
+        write_davis_dataset(sets["generated"], seeds, video, progress=True)
+        results["held_out_seeds"] = [seeds[0], seeds[-1]]
+
+    compare = replace(config, mode=args.compare_mode or config.mode, motion=args.compare_motion or config.motion,
                       context=args.compare_context if args.compare_context is not None else args.context)
     for name, root in sets.items():
-        results[name] = {"fp32": score(fp32, root, args.out / name / folder_name("fp32", config, half), config)}
+        results[name] = {"fp32": score(fp32, root, args.out / name / folder_name("fp32", config, half), config),
+                         "setting": folder_name("fp32", config, half)[5:]}
         print(f"{name}: fp32 J&F {results[name]['fp32']['jf'] * 100:.1f} ({folder_name('fp32', config, half)})",
               flush=True)
         if compare != config:
             results[name]["fp32_compare"] = score(fp32, root, args.out / name / folder_name("fp32", compare, half),
                                                   compare)
+            results[name]["compare_setting"] = folder_name("fp32", compare, half)[5:]
 
     for name, root in sets.items():
         baseline = args.out / name / "repeat-first-mask"
         repeat_first_mask(list_davis(root), baseline)
-        report = evaluate_davis(root, baseline, "val", workers=1)
-        results[name]["repeat_first_mask"] = {"jf": report.overall.jf_mean, "j": report.overall.j.mean,
-                                              "f": report.overall.f.mean}
+        results[name]["repeat_first_mask"] = scores_of(root, baseline)
+        flow_warp(list_davis(root), args.out / name / "flow-warp")
+        results[name]["flow_warp"] = scores_of(root, args.out / name / "flow-warp")
 
     if not args.skip_bf16:
         bf16 = SegGPTPredictor.from_pretrained(args.model, device="cpu", dtype="bf16")
@@ -211,7 +282,8 @@ def main(argv: list[str] | None = None) -> int:
         results["bf16_pixel_agreement"] = equal / total
         results["bf16_step_agreement"] = step_equal / step_total
 
-    results["one_step_j"] = one_step_j(fp32, seeds, video)
+    if not args.skip_one_step:
+        results["one_step_j"] = one_step_j(fp32, range(args.first_seed, args.first_seed + args.videos), video)
 
     text = json.dumps(results, indent=1) + "\n"
     atomic_write(args.out / "bench_small_model.json", lambda f: f.write(text.encode()))
@@ -219,28 +291,47 @@ def main(argv: list[str] | None = None) -> int:
     def pct(x: float) -> str:
         return f"{x * 100:.1f}"
 
-    g, d = results["generated"], results["davis-mini"]
-    if "window_tuning" in results:
+    if "window_tuning" in results and args.tune_windows:
         print("\n| Window margin | min side | validation J&F |\n|---|---|---|")
         for r in results["window_tuning"]["grid"]:
             print(f"| {r['margin']:g} | {r['min_side']:g} | {pct(r['jf'])} |")
+    if args.tune_motion:
+        looks = list(results["motion_tuning"])
+        print("\n| Setting | " + " | ".join(f"validation {look} J&F" for look in looks) + " |\n|---" * (1 + len(looks))
+              + "|")
+        for i, row in enumerate(results["motion_tuning"][looks[0]]["rows"]):
+            cells = [pct(results["motion_tuning"][look]["rows"][i]["jf"]) for look in looks]
+            print(f"| {row['setting']} | " + " | ".join(cells) + " |")
     print("\n| Set | J&F | J | F |\n|---|---|---|---|")
-    for label, r in ((f"generated held-out ({args.videos} videos, seeds {args.first_seed}..)", g), ("davis-mini", d)):
-        rows = [(f"fp32, {folder_name('fp32', config, half)[5:]}", r["fp32"]),
-                ("repeat first-frame mask", r["repeat_first_mask"])]
+    for name in sets:
+        r = results[name]
+        label = f"generated held-out ({args.videos} videos, seeds {args.first_seed}..)" if name == "generated" else name
+        rows = [(f"fp32, {r['setting']}", r["fp32"])]
         if "fp32_compare" in r:
-            rows.insert(1, (f"fp32, {folder_name('fp32', compare, half)[5:]}", r["fp32_compare"]))
+            rows.append((f"fp32, {r['compare_setting']}", r["fp32_compare"]))
+        rows += [("flow warp", r["flow_warp"]), ("repeat first-frame mask", r["repeat_first_mask"])]
         for what, x in rows:
             print(f"| {label}, {what} | {pct(x['jf'])} | {pct(x['j'])} | {pct(x['f'])} |")
-    one = results["one_step_j"]
-    print(f"\none step from the previous frame's true mask (J at model resolution, {one['objects_frames']} "
-          f"object-frames): model {pct(one['model'])}, copying the mask {pct(one['copy_previous'])}")
-    if "bf16_pixel_agreement" in results:
-        print(f"\nbf16 vs fp32 pixel agreement, whole runs: {results['bf16_pixel_agreement'] * 100:.3f}% "
-              f"(generated {pct(g['bf16_pixel_agreement'])}%, davis-mini {pct(d['bf16_pixel_agreement'])}%); "
-              f"per step: {results['bf16_step_agreement'] * 100:.3f}% (generated {pct(g['bf16_step_agreement'])}%, "
-              f"davis-mini {pct(d['bf16_step_agreement'])}%); "
-              f"bf16 J&F generated {pct(g['bf16']['jf'])}, davis-mini {pct(d['bf16']['jf'])}")
+    for name in sets:
+        r = results[name]
+        columns = [r["setting"]] + ([r["compare_setting"]] if "fp32_compare" in r else []) + \
+            ["flow warp", "repeat first mask"]
+        runs = [r["fp32"]] + ([r["fp32_compare"]] if "fp32_compare" in r else []) + \
+            [r["flow_warp"], r["repeat_first_mask"]]
+        print(f"\n{name} per sequence (J&F)\n| Sequence | " + " | ".join(columns) + " |\n" + "|---" * (1 + len(columns))
+              + "|")
+        for seq in r["fp32"]["sequences"]:
+            print(f"| {seq} | " + " | ".join(pct(x["sequences"][seq]) for x in runs) + " |")
+    if "one_step_j" in results and not args.skip_one_step:
+        one = results["one_step_j"]
+        print(f"\none step from the previous frame's true mask (J at model resolution, {one['objects_frames']} "
+              f"object-frames): model {pct(one['model'])}, copying the mask {pct(one['copy_previous'])}")
+    if not args.skip_bf16:
+        per_set = ", ".join(f"{name} {pct(results[name]['bf16_pixel_agreement'])}% whole runs, "
+                            f"{pct(results[name]['bf16_step_agreement'])}% per step, bf16 J&F "
+                            f"{pct(results[name]['bf16']['jf'])}" for name in sets)
+        print(f"\nbf16 vs fp32 pixel agreement, whole runs: {results['bf16_pixel_agreement'] * 100:.3f}%, per step: "
+              f"{results['bf16_step_agreement'] * 100:.3f}% ({per_set})")
     return 0
 
 

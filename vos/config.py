@@ -20,6 +20,11 @@ DAVIS protocol), "backward" (before the last keyframe only), "both" (every frame
 
 Upsample = Literal["nearest", "bilinear"]
 
+Motion = Literal["auto", "none", "flow"]
+"""Optical-flow prior of the windows mode (``vos.motion``): "flow" warps each object's previous mask to the query
+frame with dense optical flow and uses it as ``MotionConfig`` says; "none" uses the previous mask as is; "auto": flow
+in windows mode. Whole-frame modes never use motion (the paper's protocol)."""
+
 Between = Literal["nearest", "two-prompts", "forward"]
 """How direction "both" fills the frames between two keyframes: "nearest" (forwards from the earlier keyframe up to
 the midpoint, backwards from the later one after it), "two-prompts" (forwards from the earlier one with the later one
@@ -46,6 +51,28 @@ class WindowConfig:
 
 
 @dataclass(frozen=True)
+class MotionConfig:
+    """How the windows mode uses the flow-warped previous mask (``vos.motion.MotionPrior``); chosen on generated
+    validation videos (``scripts/bench_small_model.py --tune-motion``), never on davis-mini.
+
+    ``place``: cut each object's query window around its warped previous mask (instead of the previous mask).
+    ``blend``: weight of the warped mask (+1 inside, -1 outside) against the model's object score (scaled to [-1, 1])
+    inside the window: 0 keeps the model's painting; 0.5 lets the flow decide wherever the model is not certain.
+    ``scale``: the flow is computed on frames resized by this factor (1: full size).
+    """
+
+    place: bool = True
+    blend: float = 0.0
+    scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.blend <= 1:
+            raise InputError(f"motion blend must be within [0, 1], got {self.blend}")
+        if not 0 < self.scale <= 1:
+            raise InputError(f"motion flow scale must be within (0, 1], got {self.scale}")
+
+
+@dataclass(frozen=True)
 class PropagationConfig:
     """How a video is propagated.
 
@@ -65,6 +92,8 @@ class PropagationConfig:
     mode: Mode = "auto"
     upsample: Upsample = "nearest"  #: "nearest" is the official behaviour; "bilinear" smooths the painted colours
     windows: WindowConfig = field(default_factory=WindowConfig)  #: window geometry (windows mode)
+    motion: Motion = "none"  #: optical-flow prior (windows mode); off by default: its benefit is not yet measured
+    flow: MotionConfig = field(default_factory=MotionConfig)  #: how the prior is used (windows mode)
     store_budget_mb: float = 512.0
     between: Between = "nearest"  #: how "both" fills the frames between two keyframes (``Between``)
 
@@ -77,6 +106,13 @@ class PropagationConfig:
             raise InputError(f"unknown upsample {self.upsample!r}; use one of {', '.join(get_args(Upsample))}")
         if not isinstance(self.windows, WindowConfig):
             raise InputError(f"windows must be a WindowConfig, got {type(self.windows).__name__}")
+        if self.motion not in get_args(Motion):
+            raise InputError(f"unknown motion {self.motion!r}; use one of {', '.join(get_args(Motion))}")
+        if self.motion == "flow" and self.mode not in ("auto", "windows"):
+            raise InputError(f"motion 'flow' is a prior of the windows mode; use --mode windows (or auto), or drop "
+                             f"--motion with --mode {self.mode}")
+        if not isinstance(self.flow, MotionConfig):
+            raise InputError(f"flow must be a MotionConfig, got {type(self.flow).__name__}")
         if self.between not in get_args(Between):
             raise InputError(f"unknown between-keyframes rule {self.between!r}; use one of {', '.join(get_args(Between))}")
         if not self.store_budget_mb >= 0:
@@ -87,6 +123,10 @@ class PropagationConfig:
         if self.mode != "auto":
             return self.mode
         return "windows" if min(half_size) < WINDOWS_BELOW and not tuned else "joint"
+
+    def uses_flow(self, mode: ResolvedMode) -> bool:
+        """Whether a pass in ``mode`` (the resolved mode) uses the optical-flow prior."""
+        return mode == "windows" and self.motion != "none"
 
 
 def check_direction(direction: str) -> Direction:

@@ -19,6 +19,7 @@ from seggpt_core.predictor import SegGPTPredictor
 from seggpt_core.transforms import resize_labels, scores_to_labels
 
 from .config import PropagationConfig, ResolvedMode
+from .motion import fuse_scores
 from .prompts import BLACK_WHITE, PromptBank
 from .windows import Box, ObjectWindows
 
@@ -30,6 +31,8 @@ class Query(NamedTuple):
     image: torch.Tensor  #: (3, h, w) normalised at model size, on the device
     rgb: np.ndarray  #: (H, W, 3) uint8 at the frame's size
     previous: np.ndarray | None  #: (H, W) uint8 slots of the frame computed just before in this pass (None: none)
+    warped: np.ndarray | None = None
+    """(H, W) uint8 ``previous`` moved to this frame along optical flow (``vos.motion``; None: no motion prior)."""
 
 
 class PaintMode(Protocol):
@@ -85,10 +88,13 @@ class PerObjectMode:
 class WindowsMode:
     """Each object painted in a window around where it was in the previous frame (``vos.windows``). Keeps the
     prompt frames it was shown (RGB and slots at full size) and their cut windows, for the frames still in the bank.
+
+    With a motion prior (``query.warped``, ``PropagationConfig.flow``) the window is placed around the object's
+    flow-warped previous mask, and the painted scores may be blended with that mask (``vos.motion.fuse_scores``).
     """
 
     def __init__(self, predictor: SegGPTPredictor, config: PropagationConfig) -> None:
-        self.predictor, self.upsample = predictor, config.upsample
+        self.predictor, self.upsample, self.flow = predictor, config.upsample, config.flow
         self.windows = ObjectWindows(predictor.prepare_image, predictor.half_size, config.windows)
         self._frames: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._cuts: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor] | None] = {}
@@ -126,8 +132,11 @@ class WindowsMode:
         h, w = query.rgb.shape[:2]
         scores = torch.full((k + 1, h, w), -torch.inf, device=query.image.device)
         scores[0] = 0
+        placed = query.warped if query.warped is not None and self.flow.place else query.previous
         for slot in range(1, k + 1):
-            box: Box | None = None if query.previous is None else self.windows.box(query.previous == slot)
+            box: Box | None = None if placed is None else self.windows.box(placed == slot)
+            if box is None and placed is not query.previous and query.previous is not None:
+                box = self.windows.box(query.previous == slot)  # warped out of the frame: where it was
             cuts = [] if box is None else [c for c in (self._prompt(i, slot) for i in indices) if c is not None]
             if cuts:
                 prompts = torch.stack([c[0] for c in cuts]), torch.stack([c[1] for c in cuts])
@@ -135,6 +144,10 @@ class WindowsMode:
             else:
                 box, prompts, window = (0, 0, h, w), bank.batch(BLACK_WHITE, only_slot=slot), query.image[None]
             self.windows.paste(scores[slot], object_score(self.predictor, prompts, window)[0, 0], box, self.upsample)
+            if query.warped is not None and self.flow.blend > 0:
+                top, left, bh, bw = box
+                inside = (slice(top, top + bh), slice(left, left + bw))
+                scores[slot][inside] = fuse_scores(scores[slot][inside], query.warped[inside] == slot, self.flow.blend)
         return scores
 
 

@@ -48,6 +48,7 @@ from seggpt_core.transforms import resize_labels
 from .config import Direction, PropagationConfig, ResolvedMode, check_direction
 from .masks import ObjectIds, check_mask, check_mask_frame, load_mask, object_ids_in
 from .modes import PaintMode, Query, make_mode
+from .motion import MotionPrior
 from .prompts import PromptBank, PromptFrame
 from .readers import FrameSource, open_source, prefetched
 from .store import ResultStore
@@ -418,13 +419,14 @@ class VideoSession:
             objects.add([object_id])
         colours = label_colours(len(objects)) if len(objects) else None
         mode = make_mode(self.mode, self.predictor, self.config)
+        motion = MotionPrior(self.config.flow.scale) if self.config.uses_flow(self.mode) else None
         bank = PromptBank(self.config.context)
         prepare = self.predictor.prepare_image
         if self._tuned is not None:
             prompt, _ = self._tuned
             device = self.predictor.device
             bank.add_permanent(PromptFrame(None, prompt.image.to(device), None, prompt.target.to(device)))
-        previous = None
+        previous = previous_rgb = None
         for k in (step.seed, step.second):
             if k is not None:
                 full = self._resolved(k, step.seed_is_mask or k == step.second)
@@ -432,7 +434,7 @@ class VideoSession:
                 rgb = keyframe_rgb[k] if k in keyframe_rgb else self.source.frame(k)
                 self._add_prompt(bank, mode, k, rgb, slots, permanent=True)
                 if k == step.seed:
-                    previous = slots
+                    previous, previous_rgb = slots, rgb
         done = step.frames[:len(step.frames) - len(frames)] if isinstance(frames, range) else range(0)
         for index in done[-self.config.context:] if self.config.context else []:
             full, small = self._store.get(index)
@@ -440,10 +442,13 @@ class VideoSession:
                              small=objects.to_slots(small))
         if done:
             previous = objects.to_slots(self._store.get(done[-1])[0])
+            previous_rgb = self.source.frame(done[-1]) if motion is not None else None
         merge_at = step.frames[-1] if step.merge_key is not None else None
-        for frame, image in prefetched(self.source.read(frames), lambda f: (f, prepare(f.rgb)), depth=4):
+        stream = self.source.read(frames) if motion is None else motion.track(self.source.read(frames), previous_rgb)
+        for frame, image in prefetched(stream, lambda f: (f, prepare(f.rgb)), depth=4):
             if len(bank) and colours is not None:
-                small_t, full_t = mode.predict(bank, Query(frame.index, image, frame.rgb, previous), colours)
+                warped = None if motion is None else motion.warped(previous, frame.index)
+                small_t, full_t = mode.predict(bank, Query(frame.index, image, frame.rgb, previous, warped), colours)
                 slots, small = full_t.cpu().numpy(), small_t.cpu().numpy().astype(np.uint8)
             else:
                 slots = np.zeros(frame.rgb.shape[:2], np.uint8)

@@ -8,7 +8,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import get_args
 
-from ..config import Direction, Mode, WindowConfig
+from ..config import Direction, Mode, Motion, MotionConfig, WindowConfig
 
 from . import arguments as types
 
@@ -44,6 +44,12 @@ def add_propagation_args(parser: argparse.ArgumentParser) -> None:
                    help="windows mode: window side / the object's box side (default %(default)s)")
     g.add_argument("--window-min", type=types.fraction, default=WindowConfig.min_side,
                    help="windows mode: smallest window side / the frame's short side (default %(default)s)")
+    g.add_argument("--motion", choices=get_args(Motion), default="none",
+                   help="windows mode: flow places each object's window around its previous mask moved by optical "
+                        "flow (OpenCV DIS); none (default): around the previous mask; auto: flow in windows mode")
+    g.add_argument("--motion-blend", type=types.probability, default=MotionConfig.blend,
+                   help="with --motion flow: weight of the flow-warped mask against the painted scores (0: none; "
+                        "default %(default)s)")
     g.add_argument("--upsample", choices=("nearest", "bilinear"), default="nearest",
                    help="how labels return to the frame size (nearest = official)")
 
@@ -127,10 +133,11 @@ def load_predictor(args: argparse.Namespace):
 
 def propagation_config(args: argparse.Namespace):
     """The propagation settings of the command line (each config validates itself: a bad value is an InputError)."""
-    from ..config import PropagationConfig
+    from ..config import MotionConfig, PropagationConfig
 
     return PropagationConfig(context=args.context, mode=args.mode, upsample=args.upsample,
-                             windows=WindowConfig(args.window_margin, args.window_min))
+                             windows=WindowConfig(args.window_margin, args.window_min), motion=args.motion,
+                             flow=MotionConfig(blend=args.motion_blend))
 
 
 # ------------------------------------------------------------------------------------------------------ segment

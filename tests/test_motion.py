@@ -1,0 +1,141 @@
+"""Optical-flow motion (``vos.motion``) and its use as a prior by the windows mode.
+
+Oracles: a frame moved by a known translation (the flow must recover it and the warp must move a mask with it), plain
+array shifts for the warp, and a painter with a known answer (it repaints its newest prompt) for where the windows
+mode places its query window.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from seggpt_core.errors import InputError
+from seggpt_core.model import PRESETS, SegGPT
+from seggpt_core.predictor import SegGPTPredictor
+from vos.config import MotionConfig, PropagationConfig
+from vos.modes import Query, WindowsMode
+from vos.motion import BackwardFlow, MotionPrior, flow_track, fuse_scores, warp_labels, SCORE_RANGE
+from vos.prompts import PromptBank, PromptFrame
+from vos.readers import Frame
+
+DX, DY = 6, -4  #: the scene moves 6 px right and 4 px up between consecutive frames
+
+
+def textured(h: int = 120, w: int = 160, seed: int = 0) -> np.ndarray:
+    """A smooth random texture, (h, w, 3) uint8, wide enough to be cut into shifted frames."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    noise = cv2.resize(rng.random((h // 8, w // 8, 3)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+    return np.clip(noise * 255, 0, 255).astype(np.uint8)
+
+
+def moving_frames(n: int, h: int = 80, w: int = 100) -> list[np.ndarray]:
+    """``n`` views of one texture, each moved by (DX, DY) from the last: frame t pixel (y, x) = scene (y - t DY, x - t
+    DX) offset into the middle of the scene."""
+    scene = textured()
+    oy, ox = 20, 20
+    return [np.ascontiguousarray(scene[oy - t * DY:oy - t * DY + h, ox - t * DX:ox - t * DX + w]) for t in range(n)]
+
+
+def test_warp_with_a_constant_flow_is_a_shift_with_background_coming_in():
+    labels = np.zeros((30, 40), np.uint8)
+    labels[5:15, 10:20] = 3
+    labels[20:25, 30:40] = 7  # touches the right border
+    flow = np.zeros((30, 40, 2), np.float32)
+    flow[..., 0], flow[..., 1] = -5, 2  # each pixel was 5 px to the left and 2 px lower in the frame before
+    expected = np.zeros_like(labels)
+    expected[:28, 5:] = labels[2:, :35]
+    np.testing.assert_array_equal(warp_labels(labels, flow), expected)
+
+
+def test_flow_recovers_a_translation_and_moves_a_mask_with_it():
+    a, b = moving_frames(2)
+    flow = BackwardFlow()(a, b)
+    inner = flow[10:-10, 10:-10]  # away from the borders where content enters
+    assert np.allclose(np.median(inner.reshape(-1, 2), axis=0), (-DX, -DY), atol=0.5)
+    mask = np.zeros(a.shape[:2], np.uint8)
+    mask[30:50, 30:60] = 1
+    moved = np.zeros_like(mask)
+    moved[30 + DY:50 + DY, 30 + DX:60 + DX] = 1
+    warped = warp_labels(mask, flow)
+    iou = (warped & moved).sum() / (warped | moved).sum()
+    assert iou > 0.9, iou
+
+
+def test_flow_track_carries_the_first_mask_through_the_frames():
+    frames = moving_frames(4)
+    first = np.zeros(frames[0].shape[:2], np.uint8)
+    first[30:50, 20:45] = 2
+    tracked = list(flow_track(iter(frames), first))
+    assert len(tracked) == 4 and tracked[0] is first
+    truth = np.zeros_like(first)
+    truth[30 + 3 * DY:50 + 3 * DY, 20 + 3 * DX:45 + 3 * DX] = 2
+    iou = ((tracked[3] == 2) & (truth == 2)).sum() / ((tracked[3] == 2) | (truth == 2)).sum()
+    assert iou > 0.85, iou
+
+
+def test_motion_prior_passes_frames_through_and_warps_with_each_frames_flow():
+    frames = moving_frames(3)
+    stream = [Frame(i, f"{i:05d}", rgb) for i, rgb in enumerate(frames[1:], start=1)]
+    previous = np.zeros(frames[0].shape[:2], np.uint8)
+    previous[30:50, 20:45] = 1
+    prior = MotionPrior()
+    seen = list(prior.track(iter(stream), frames[0]))  # the pass starts from frame 0 (its keyframe); read ahead
+    assert seen == stream
+    for frame in reversed(seen):  # each frame keeps its own flow however far ahead the reader went
+        expected = warp_labels(previous, BackwardFlow()(frames[frame.index - 1], frame.rgb))
+        np.testing.assert_array_equal(prior.warped(previous, frame.index), expected)
+    assert prior.warped(None, 1) is None
+    without_first = MotionPrior()
+    for frame in without_first.track(iter(stream[:1]), None):  # no image of the frame before: nothing to warp with
+        assert without_first.warped(previous, frame.index) is previous
+
+
+def test_fuse_scores_lets_the_flow_decide_where_the_model_is_unsure():
+    scores = torch.tensor([[0.9, 0.1, -0.1, -0.9]]) * SCORE_RANGE
+    warped = np.array([[False, False, True, True]])
+    assert fuse_scores(scores, warped, 0.0) is scores
+    fused = fuse_scores(scores, warped, 0.3)
+    assert (fused > 0).tolist() == [[True, False, True, False]]  # sure pixels keep the model's answer
+
+
+def test_motion_is_a_windows_mode_prior_only():
+    assert PropagationConfig(motion="auto").uses_flow("windows")
+    assert not PropagationConfig().uses_flow("windows")  # off by default until measured to help
+    assert not PropagationConfig(motion="auto").uses_flow("joint")  # the published ViT-L keeps the paper's protocol
+    with pytest.raises(InputError, match="windows mode"):
+        PropagationConfig(mode="joint", motion="flow")
+    with pytest.raises(InputError, match="blend"):
+        MotionConfig(blend=1.5)
+
+
+class RepaintNewestPrompt(SegGPT):
+    """Every query gets the target of the last prompt in the batch."""
+
+    def paint(self, prompt_images, prompt_targets, query_images, seg_type="instance"):
+        return prompt_targets[-1:].expand(query_images.shape[0], -1, -1, -1).clone()
+
+
+@pytest.mark.parametrize("place", [True, False])
+def test_windows_mode_places_the_query_window_around_the_warped_mask(place):
+    """The object is painted back into the window around its warped mask (``place``) or its previous mask."""
+    predictor = SegGPTPredictor(RepaintNewestPrompt(PRESETS["test-tiny"]), device="cpu", dtype="fp32")
+    config = PropagationConfig(mode="windows", context=0, motion="flow", flow=MotionConfig(place=place))
+    mode = WindowsMode(predictor, config)
+    rgb = textured(120, 200)
+    previous = np.zeros((120, 200), np.uint8)
+    previous[20:40, 30:50] = 1
+    warped = np.roll(previous, (50, 100), axis=(0, 1))
+    bank = PromptBank(0)
+    bank.add_permanent(PromptFrame(0, predictor.prepare_image(rgb), torch.zeros(predictor.half_size).long()))
+    mode.observe(0, rgb, previous)
+    query = Query(1, predictor.prepare_image(rgb), rgb, previous, warped)
+    _, full = mode.predict(bank, query, np.array([[0, 0, 0], [255, 0, 0]], np.uint8))
+    painted = full.numpy() == 1
+    where = warped if place else previous
+    box = mode.windows.box(where == 1)
+    top, left, h, w = box
+    assert painted.any() and painted[top:top + h, left:left + w].sum() == painted.sum()
