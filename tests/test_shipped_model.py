@@ -90,12 +90,12 @@ def test_bf16_agrees_with_fp32(predictor):
 REAL_CLIP_JF = 0.237
 
 
-def test_real_clip_stays_above_its_measured_score(predictor, shared_data, tmp_path):
+def test_real_clip_stays_above_its_measured_score(predictor, davis_subset, tmp_path):
     """A regression floor on real footage: 3 points under the measured score."""
     from vos.datasets import list_davis
     from vos.runner import run_tasks
 
-    root = copy_davis_subset(shared_data / "davis-mini", tmp_path / "davis", {"car-shadow": 20})
+    root = davis_subset("davis-mini", {"car-shadow": 20})
     run_tasks(predictor, list_davis(root), tmp_path / "pred", PropagationConfig(), progress=False)
     jf = evaluate_davis(root, tmp_path / "pred", "val", workers=1).overall.jf_mean
     print(f"car-shadow, 20 frames: J&F {jf:.3f} (measured {REAL_CLIP_JF})")
