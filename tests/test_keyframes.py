@@ -24,7 +24,6 @@ from vos.config import PropagationConfig, WindowConfig
 from vos.masks import read_label_png
 from vos.session import VideoSession
 
-from .conftest import copy_davis_subset
 
 STEP, FRAMES = 4, 11
 CONFIG = PropagationConfig(context=3)
@@ -203,12 +202,12 @@ BEFORE_KEYFRAMES = {
 
 
 @pytest.mark.parametrize("mode", sorted(BEFORE_KEYFRAMES))
-def test_forward_from_frame_0_is_bit_identical_to_the_pipeline_before_keyframes(shared_data, predictor, tmp_path,
+def test_forward_from_frame_0_is_bit_identical_to_the_pipeline_before_keyframes(davis_subset, predictor, tmp_path,
                                                                                 mode):
     from vos.datasets import list_davis
     from vos.runner import run_tasks
 
-    root = copy_davis_subset(shared_data / "davis-mini-multi", tmp_path / "d", {"blackswan-x3": 10})
+    root = davis_subset("davis-mini-multi", {"blackswan-x3": 10})
     run_tasks(predictor, list_davis(root), tmp_path / mode, PropagationConfig(context=3, mode=mode, motion="none"), progress=False)
     digest = hashlib.sha256()
     for png in sorted((tmp_path / mode / "blackswan-x3").glob("*.png")):
@@ -257,8 +256,8 @@ def repaint_free_session(predictor, clip):
     return session_with(predictor, frames, truth, [0]), truth[0]
 
 
-def test_cli_keyframes_and_direction(shared_data, tmp_path, capsys):
-    root = copy_davis_subset(shared_data / "davis-mini", tmp_path / "d", {"dog": 8})
+def test_cli_keyframes_and_direction(davis_subset, tmp_path, capsys):
+    root = davis_subset("davis-mini", {"dog": 8})
     frames, masks = root / "JPEGImages/480p/dog", root / "Annotations/480p/dog"
     base = ["propagate", str(frames), "--context", "1", "--mode", "joint", "--out", str(tmp_path / "out")]
     assert main([*base, "--mask-at", "4", str(masks / "00004.png")]) == 0

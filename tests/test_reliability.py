@@ -26,7 +26,6 @@ import torch
 from PIL import Image
 
 from seggpt_core.errors import InputError
-from tests.conftest import copy_davis_subset
 from vos.cli import main
 from vos.cli.arguments import MAX_CONTEXT, NUMERIC_TYPES, FrameAndPath
 from vos.cli.main import build_parser
@@ -51,8 +50,8 @@ def load_train_script():
 
 
 @pytest.fixture(scope="module")
-def dog(shared_data, tmp_path_factory) -> Path:
-    return copy_davis_subset(shared_data / "davis-mini", tmp_path_factory.mktemp("dog"), {"dog": 3})
+def dog(davis_subset) -> Path:
+    return davis_subset("davis-mini", {"dog": 3})
 
 
 # --- 1. no code from pickles ------------------------------------------------------------------------------------------
@@ -338,10 +337,20 @@ def test_the_fuzzed_flags_are_all_there():
     assert len(TRAIN_FLAGS) >= 18
 
 
-@pytest.mark.parametrize("value", ["nan", "inf", "-1", "abc"])
+def out_of_range(command: tuple[str, ...], flag: str) -> str:
+    """A value the flag's own type refuses (``-1`` for frame indices)."""
+    parser = build_parser()
+    for name in command:
+        parser = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[name]
+    action = next(a for a in parser._actions if flag in a.option_strings)
+    return getattr(action.type, "out_of_range", "-1")
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "out-of-range", "abc"])
 @pytest.mark.parametrize("command,flag", SEGGPT_FLAGS, ids=[f"{' '.join(p)} {f}" for p, f in SEGGPT_FLAGS])
 def test_every_numeric_flag_refuses_non_numbers_and_out_of_range(command, flag, value, capsys):
     extra = ["x.png"] if flag == "--mask-at" else []
+    value = out_of_range(command, flag) if value == "out-of-range" else value
     assert main([*command, flag, value, *extra]) == 2
     assert flag in one_line_error(capsys)
 
@@ -462,9 +471,8 @@ def test_inputs_whose_results_would_clash_are_refused(dog, tmp_path, capsys):
 
 
 @pytest.fixture(scope="module")
-def small_davis(shared_data, tmp_path_factory) -> Path:
-    return copy_davis_subset(shared_data / "davis-mini-multi", tmp_path_factory.mktemp("davis"),
-                             {"blackswan-x3": 4, "libby-x2": 3})
+def small_davis(davis_subset) -> Path:
+    return davis_subset("davis-mini-multi", {"blackswan-x3": 4, "libby-x2": 3})
 
 
 def test_results_never_overwrite_the_dataset(small_davis, tiny_checkpoint, capsys):

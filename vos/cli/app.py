@@ -9,6 +9,7 @@ import argparse
 import ipaddress
 from pathlib import Path
 
+from . import arguments as types
 from .commands import add_model_args, add_propagation_args
 
 
@@ -52,13 +53,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("app", help="local web app to draw, track and export masks, and its HTTP API",
                               description="Serve the rotoscoping page and the HTTP API (OpenAPI docs at /docs).")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=7860, help="port (default %(default)s)")
+    p.add_argument("--port", type=types.port, default=7860, help="port (default %(default)s)")
     p.add_argument("--root", type=Path, default=Path("."),
                    help="folder the app opens videos from and exports into; no path outside it is served "
                         "(default: the current folder)")
-    p.add_argument("--max-sessions", type=int, default=4,
+    p.add_argument("--max-sessions", type=types.session_count, default=4,
                    help="videos open at once; opening one more closes the least recently used idle one")
-    p.add_argument("--max-upload-mb", type=int, default=2048, help="largest video upload in MiB")
+    p.add_argument("--max-upload-mb", type=types.upload_mib, default=2048, help="largest video upload in MiB")
     p.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"),
                    help="server log level")
     add_model_args(p)

@@ -14,6 +14,7 @@ import argparse
 import difflib
 import math
 import sys
+from fractions import Fraction
 
 #: Largest ``--context``: previous predictions kept as prompts. Each one keeps its frame, slots and windows and is
 #: painted against every query: with the shipped model at 480p, peak memory grew from 383 MB (context 0) to 1468 MB
@@ -23,6 +24,8 @@ MAX_CONTEXT = 64
 
 #: Largest seed: numpy and torch generators both take it.
 MAX_SEED = 2**32 - 1
+#: Largest matte clean-up radius (--grow, --feather, ...), in pixels.
+MAX_MORPHOLOGY = 256
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -95,6 +98,7 @@ def int_range(low: int, high: int | None = None, *, why: str = ""):
         return value
 
     check.__name__ = f"int_range({low}, {high})"
+    check.out_of_range = str(low - 1)  # an example the check refuses (the tests fuzz every flag with it)
     return check
 
 
@@ -109,6 +113,7 @@ def float_range(low: float, high: float | None = None, *, low_open: bool = False
         return value
 
     check.__name__ = f"float_range({low}, {high})"
+    check.out_of_range = f"{low:g}" if low_open else f"{low - 1:g}"  # an example the check refuses
     return check
 
 
@@ -122,10 +127,29 @@ positive_float = float_range(0.0, low_open=True)
 non_negative_float = float_range(0.0)
 probability = float_range(0.0, 1.0)
 fraction = float_range(0.0, 1.0, low_open=True)  #: within (0, 1]
+#: Matte clean-up sizes in pixels: a morphology radius beyond a few hundred pixels is a typo, not a matte.
+grow_pixels = int_range(-MAX_MORPHOLOGY, MAX_MORPHOLOGY)
+port = int_range(0, 65535, why=" (0 picks a free port)")
+session_count = int_range(1, 64, why=" (each open video holds its results and decoder)")
+upload_mib = int_range(1, 1 << 20)
+morphology_pixels = int_range(0, MAX_MORPHOLOGY)
 
-#: The numeric types above: flags using them are fuzzed by the tests.
+def frame_rate(text: str) -> Fraction:
+    """A frame rate: a positive finite number or fraction, e.g. ``25``, ``29.97`` or ``30000/1001``."""
+    try:
+        value = Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a frame rate; give e.g. 25 or 30000/1001") from None
+    if not 0 < value <= 1000:
+        raise argparse.ArgumentTypeError(f"must be > 0 and <= 1000 frames per second, got {text}")
+    return value
+
+
+frame_rate.out_of_range = "0"
+
+#: The numeric types of this module: flags using them are fuzzed by the tests.
 NUMERIC_TYPES = (positive_int, non_negative_int, seed, context_size, loader_workers, positive_float, non_negative_float,
-                 probability, fraction)
+                 probability, fraction, grow_pixels, morphology_pixels, port, session_count, upload_mib, frame_rate)
 
 
 def device(text: str) -> str:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-from fractions import Fraction
 from pathlib import Path
 from typing import get_args
 
@@ -94,18 +93,18 @@ def add_output_args(parser: argparse.ArgumentParser) -> None:
                    help="DIR/<video>/<video>.%%04d.exr: one half-float channel object_<id> per object, A = all")
     g.add_argument("--rle", type=Path, metavar="JSON", help="COCO run-length-encoded masks of the whole video")
     g.add_argument("--numpy", type=Path, metavar="DIR", help="per-frame .npy label maps")
-    g.add_argument("--start-number", type=int, default=0, metavar="N",
+    g.add_argument("--start-number", type=types.non_negative_int, default=0, metavar="N",
                    help="number of the first frame in sequences (default 0; editors use 1 or 1001)")
-    g.add_argument("--fps", type=Fraction, default=None, metavar="RATE",
+    g.add_argument("--fps", type=types.frame_rate, default=None, metavar="RATE",
                    help="frame rate of the outputs when the input has none (frame folders), e.g. 25 or 30000/1001 "
                         "(default 24); video inputs keep their own exact rate")
-    g.add_argument("--fill-holes", type=int, default=0, metavar="N",
+    g.add_argument("--fill-holes", type=types.non_negative_int, default=0, metavar="N",
                    help="clean-up: fill holes smaller than N pixels inside an object")
-    g.add_argument("--min-area", type=int, default=0, metavar="N",
+    g.add_argument("--min-area", type=types.non_negative_int, default=0, metavar="N",
                    help="clean-up: drop pieces of an object smaller than N pixels")
-    g.add_argument("--grow", type=int, default=0, metavar="N", help="clean-up: grow objects by N pixels "
+    g.add_argument("--grow", type=types.grow_pixels, default=0, metavar="N", help="clean-up: grow objects by N pixels "
                                                                     "(negative shrinks)")
-    g.add_argument("--feather", type=int, default=0, metavar="N",
+    g.add_argument("--feather", type=types.morphology_pixels, default=0, metavar="N",
                    help="soft edge N pixels wide on the alpha outputs (label outputs stay hard)")
     g.add_argument("--overwrite", action="store_true",
                    help="replace existing sequences and alpha video (else a non-empty output folder is an error)")
