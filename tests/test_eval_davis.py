@@ -30,19 +30,19 @@ def test_osvos_matches_the_published_per_frame_scores(shared_data):
     assert report.protocol is Protocol.DAVIS_EXACT and "identical to the official" in report.describe_mode()
 
 
-def test_sequences_score_named_clips_without_an_imagesets_file(data, tmp_path, capsys):
+def test_sequences_score_named_clips_without_an_imagesets_file(shared_data, tmp_path, capsys):
     """--sequences: ground truth under Annotations/480p/NAME is all a root needs; the scores are the published ones."""
-    published = json.loads((data / "davis-mini-osvos" / "official_site_osvos_perframe.json").read_text())["objects"]
+    published = json.loads((shared_data / "davis-mini-osvos" / "official_site_osvos_perframe.json").read_text())["objects"]
     root = tmp_path / "mine"
     for name in ("libby", "dog"):
-        shutil.copytree(data / "davis-mini" / "Annotations" / "480p" / name, root / "Annotations" / "480p" / name)
-    common = ["eval", "--davis-root", str(root), "--results", str(data / "davis-mini-osvos"), "--workers", "1",
+        shutil.copytree(shared_data / "davis-mini" / "Annotations" / "480p" / name, root / "Annotations" / "480p" / name)
+    common = ["eval", "--davis-root", str(root), "--results", str(shared_data / "davis-mini-osvos"), "--workers", "1",
               "--csv-dir", str(tmp_path / "csv")]
     assert eval_main([*common, "--sequences", "libby", "dog"]) == 0
     with open(tmp_path / "csv" / "per-sequence_results-val.csv", newline="") as handle:
         rows = list(csv.reader(handle))[1:]
     assert [r[0] for r in rows] == ["libby_1", "dog_1"]
-    report = evaluate_davis(root, data / "davis-mini-osvos", sequences=["dog"], workers=1)
+    report = evaluate_davis(root, shared_data / "davis-mini-osvos", sequences=["dog"], workers=1)
     assert [f"{v:.4f}" for v in report.objects[0].j] == published["dog_1"]["J"]
     capsys.readouterr()
     assert eval_main([*common, "--sequences", "dog", "cat"]) == 2
