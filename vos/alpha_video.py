@@ -9,7 +9,6 @@ completes.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -21,6 +20,7 @@ from seggpt_core.errors import InputError
 
 from .mattes import MatteCleanup, cutout, object_matte
 from .sequences import MatteContent, Timeline
+from .writers import finish_encoder
 
 
 @dataclass(frozen=True)
@@ -116,12 +116,6 @@ class AlphaVideoWriter:
         self.frames += 1
 
     def close(self, complete: bool = True) -> None:
-        if self._encoder is None:
-            return
-        try:
-            self._encoder.close()
-            if complete:
-                os.replace(self._tmp, self.path)
-        finally:
-            self._tmp.unlink(missing_ok=True)
-            self._encoder = None
+        if self._encoder is not None:
+            encoder, self._encoder = self._encoder, None
+            finish_encoder(encoder, self._tmp, self.path, complete)

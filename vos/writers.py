@@ -116,6 +116,17 @@ class NumpyWriter:
         pass
 
 
+def finish_encoder(encoder, tmp: Path, path: Path, complete: bool) -> None:
+    """Close an imageio-ffmpeg encoder that writes the temp file ``tmp`` and, when the stream is ``complete``, move the
+    video onto ``path``; an interrupted stream leaves no file."""
+    try:
+        encoder.close()
+        if complete:
+            os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 OverlayStyle = Literal["fill", "outline"]
 
 
@@ -184,15 +195,9 @@ class OverlayVideoWriter:
         self._encoder.send(np.ascontiguousarray(out))
 
     def close(self, complete: bool = True) -> None:
-        if self._encoder is None:
-            return
-        try:
-            self._encoder.close()
-            if complete:
-                os.replace(self._tmp, self.path)
-        finally:
-            self._tmp.unlink(missing_ok=True)
-            self._encoder = None
+        if self._encoder is not None:
+            encoder, self._encoder = self._encoder, None
+            finish_encoder(encoder, self._tmp, self.path, complete)
 
 
 # --- COCO run-length encoding -----------------------------------------------------------------------------------------
