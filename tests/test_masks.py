@@ -189,12 +189,12 @@ def test_davis_ids_map_to_themselves():
 def test_ids_with_gaps_and_late_objects():
     ids = ObjectIds()
     first = np.array([[0, 200, 7], [3, 3, 0]], np.uint8)
-    assert ids.add_from(first) == [3, 7, 200]
-    assert ids.ids == (3, 7, 200) and ids.num_slots == 3
+    assert ids.add(object_ids_in(first)) == [3, 7, 200]
+    assert ids.ids == (3, 7, 200) and len(ids) == 3
     np.testing.assert_array_equal(ids.to_slots(first), [[0, 3, 2], [1, 1, 0]])
     # A later mask brings id 5 and repeats 7: 5 gets the next slot, old slots do not move.
     later = np.array([[5, 7, 0], [0, 5, 5]], np.uint8)
-    assert ids.add_from(later) == [5]
+    assert ids.add(object_ids_in(later)) == [5]
     np.testing.assert_array_equal(ids.to_slots(np.array([3, 7, 200, 5], np.uint8)), [1, 2, 3, 4])
     slots = np.array([[0, 1, 2], [3, 4, 4]])
     np.testing.assert_array_equal(ids.to_ids(slots), [[0, 3, 7], [200, 5, 5]])
@@ -218,7 +218,7 @@ def test_too_many_objects():
         ids.add([10, 11], source="m.png")
     assert ids.ids == (1, 2, 3)  # nothing half-added
     full = ObjectIds(range(1, MAX_LABELS + 1))
-    assert full.num_slots == MAX_LABELS
+    assert len(full) == MAX_LABELS
     with pytest.raises(InputError):
         ObjectIds(range(1, MAX_LABELS + 1), max_objects=MAX_LABELS - 1)
     with pytest.raises(InputError, match="outside 1..255"):

@@ -152,10 +152,6 @@ class ObjectIds:
         """User ids in slot order: ``ids[k - 1]`` is painted with slot k."""
         return tuple(self._ids)
 
-    @property
-    def num_slots(self) -> int:
-        return len(self._ids)
-
     def __len__(self) -> int:
         return len(self._ids)
 
@@ -175,10 +171,6 @@ class ObjectIds:
             self._ids.append(object_id)
             self._to_slot[object_id] = len(self._ids)
         return new
-
-    def add_from(self, labels: np.ndarray, *, source: str = "mask") -> list[int]:
-        """``add`` the ids present in a (H, W) uint8 label map."""
-        return self.add(object_ids_in(labels), source=source)
 
     def remove(self, ids: Iterable[int]) -> None:
         """Forget objects; the remaining ones are re-packed into slots 1..K' in their old order."""

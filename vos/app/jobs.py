@@ -40,7 +40,6 @@ class Job:
         self.last_frame: int | None = None
         self.state: State = "queued"
         self.error: str | None = None
-        self.created = time.monotonic()
         self.started: float | None = None
         self.finished: float | None = None
         self._work = work
