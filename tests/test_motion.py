@@ -16,7 +16,7 @@ from seggpt_core.model import PRESETS, SegGPT
 from seggpt_core.predictor import SegGPTPredictor
 from vos.config import MotionConfig, PropagationConfig
 from vos.modes import Query, WindowsMode
-from vos.motion import BackwardFlow, MotionPrior, flow_track, fuse_scores, warp_labels, SCORE_RANGE
+from vos.motion import BackwardFlow, Fusion, MotionPrior, flow_track, fuse_scores, warp_labels, SCORE_RANGE
 from vos.prompts import PromptBank, PromptFrame
 from vos.readers import Frame
 
@@ -110,6 +110,27 @@ def test_motion_is_a_windows_mode_prior_only():
         PropagationConfig(mode="joint", motion="flow")
     with pytest.raises(InputError, match="blend"):
         MotionConfig(blend=1.5)
+    with pytest.raises(InputError, match="recover"):
+        MotionConfig(recover=-0.1)
+
+
+def test_recover_replaces_only_objects_that_collapsed_against_their_warped_mask():
+    warped = np.zeros((40, 60), np.uint8)
+    warped[5:15, 5:15] = 1  # 100 px each
+    warped[20:30, 30:40] = 2
+    warped[30:35, 50:55] = 3  # 25 px, painted elsewhere but just as large
+    labels = torch.zeros(40, 60, dtype=torch.uint8)
+    labels[5:7, 5:10] = 1  # 10 px of 100: collapsed
+    labels[20:28, 30:40] = 2  # 80 px of 100: kept
+    labels[0:5, 0:5] = 3
+    recovered = Fusion(MotionConfig(recover=0.5)).recover(labels.clone(), warped)
+    expected = labels.clone()
+    expected[torch.from_numpy(warped == 1)] = 1
+    assert torch.equal(recovered, expected)
+    assert torch.equal(Fusion(MotionConfig(recover=0.9)).recover(labels.clone(), warped)[20:30, 30:40],
+                       torch.full((10, 10), 2, dtype=torch.uint8))  # 80 < 0.9 x 100: recovered too
+    assert torch.equal(Fusion(MotionConfig()).recover(labels.clone(), warped), labels)  # off by default
+    assert torch.equal(Fusion(MotionConfig(recover=0.5)).recover(labels.clone(), None), labels)  # no prior
 
 
 class RepaintNewestPrompt(SegGPT):
@@ -139,3 +160,27 @@ def test_windows_mode_places_the_query_window_around_the_warped_mask(place):
     box = mode.windows.box(where == 1)
     top, left, h, w = box
     assert painted.any() and painted[top:top + h, left:left + w].sum() == painted.sum()
+
+
+class PaintBlack(SegGPT):
+    """Every query painted black: every object is lost."""
+
+    def paint(self, prompt_images, prompt_targets, query_images, seg_type="instance"):
+        return torch.full_like(query_images, -3.0)
+
+
+@pytest.mark.parametrize("recover", [0.0, 0.5])
+def test_windows_mode_recovers_a_lost_object_from_its_warped_mask(recover):
+    predictor = SegGPTPredictor(PaintBlack(PRESETS["test-tiny"]), device="cpu", dtype="fp32")
+    config = PropagationConfig(mode="windows", context=0, motion="flow", flow=MotionConfig(recover=recover))
+    mode = WindowsMode(predictor, config)
+    rgb = textured(120, 200)
+    previous = np.zeros((120, 200), np.uint8)
+    previous[20:40, 30:50] = 1
+    warped = np.roll(previous, (10, 20), axis=(0, 1))
+    bank = PromptBank(0)
+    bank.add_permanent(PromptFrame(0, predictor.prepare_image(rgb), torch.zeros(predictor.half_size).long()))
+    mode.observe(0, rgb, previous)
+    _, full = mode.predict(bank, Query(1, predictor.prepare_image(rgb), rgb, previous, warped),
+                           np.array([[0, 0, 0], [255, 0, 0]], np.uint8))
+    np.testing.assert_array_equal(full.numpy(), warped if recover else np.zeros_like(warped))

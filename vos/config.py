@@ -58,16 +58,22 @@ class MotionConfig:
     ``place``: cut each object's query window around its warped previous mask (instead of the previous mask).
     ``blend``: weight of the warped mask (+1 inside, -1 outside) against the model's object score (scaled to [-1, 1])
     inside the window: 0 keeps the model's painting; 0.5 lets the flow decide wherever the model is not certain.
+    ``recover``: lost-object recovery: an object whose painted area falls under ``recover`` x the area of its warped
+    previous mask (it vanished or collapsed while the flow still carries it in the frame) takes the warped mask
+    instead; 0 never.
     ``scale``: the flow is computed on frames resized by this factor (1: full size).
     """
 
     place: bool = True
     blend: float = 0.0
+    recover: float = 0.0
     scale: float = 1.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.blend <= 1:
             raise InputError(f"motion blend must be within [0, 1], got {self.blend}")
+        if not 0 <= self.recover <= 1:
+            raise InputError(f"motion recover must be within [0, 1], got {self.recover}")
         if not 0 < self.scale <= 1:
             raise InputError(f"motion flow scale must be within (0, 1], got {self.scale}")
 

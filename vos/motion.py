@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 import cv2
 import numpy as np
 
+from .config import MotionConfig
 from .readers import Frame, prefetch
 
 
@@ -102,6 +103,42 @@ class MotionPrior:
         if previous is None or flow is None:
             return previous
         return warp_labels(previous, flow)
+
+
+class Fusion:
+    """What the windows mode does with a query's warped previous mask, by ``MotionConfig`` (``vos.config``); each step
+    leaves the model's result alone where its option is off or the query has no warped mask (``warped`` None).
+
+        fusion = Fusion(config.flow)
+        placed = fusion.placed(previous, warped)            # where each object's window goes
+        scores = fusion.blend(scores, warped_inside == slot)  # inside one object's window
+        labels = fusion.recover(labels, warped)             # after the argmax over objects
+    """
+
+    def __init__(self, config: MotionConfig) -> None:
+        self.config = config
+
+    def placed(self, previous: np.ndarray | None, warped: np.ndarray | None) -> np.ndarray | None:
+        """The (H, W) slots the query windows are placed around: ``warped`` when placing by flow, else ``previous``."""
+        return warped if warped is not None and self.config.place else previous
+
+    def blend(self, scores, prior: np.ndarray | None):
+        """(h, w) object scores blended with the (h, w) bool warped mask of the object (``fuse_scores``)."""
+        return scores if prior is None else fuse_scores(scores, prior, self.config.blend)
+
+    def recover(self, labels, warped: np.ndarray | None):
+        """(H, W) uint8 torch slots with every lost object (painted area under ``recover`` x its warped area, the warped
+        one non-empty) replaced by its (H, W) ``warped`` mask; ``labels`` itself is changed."""
+        if warped is None or not self.config.recover:
+            return labels
+        import torch
+
+        areas = np.bincount(warped.ravel(), minlength=256)
+        painted = torch.bincount(labels.flatten().long(), minlength=256).cpu().numpy()
+        for slot in np.flatnonzero(areas[1:]) + 1:
+            if painted[slot] < self.config.recover * areas[slot]:
+                labels[torch.from_numpy(warped == slot).to(labels.device)] = int(slot)
+        return labels
 
 
 def fuse_scores(scores, prior: np.ndarray, blend: float):

@@ -457,15 +457,22 @@ class SyntheticVideo:
         for _ in range(100):
             centres = _simulate_paths(rng, config, radii * np.exp(config.scale_amplitude), first_frames) - shift
             self._objects_back_to_front = [replace(obj, centres=centres[:, obj.label - 1]) for obj in objects]
-            if occluders:
-                roaming = replace(config, leave_prob=1.0)
-                paths = _simulate_paths(look, roaming, occluder_radii, np.zeros(len(occluders), int)) - shift
-                self._occluders = [replace(obj, centres=paths[:, k]) for k, obj in enumerate(occluders)]
             if self._entries_visible():
                 break
         else:
             raise InputError(f"synthetic video seed {seed}: could not place {count} objects visibly in "
                              f"{config.size}; use fewer or smaller objects")
+        # occluders are placed afterwards, so the objects move the same with or without them
+        roaming = replace(config, leave_prob=1.0)
+        for _ in range(100 if occluders else 0):
+            paths = _simulate_paths(look, roaming, occluder_radii, np.zeros(len(occluders), int)) - shift
+            self._occluders = [replace(obj, centres=paths[:, k]) for k, obj in enumerate(occluders)]
+            if self._entries_visible():
+                break
+        else:
+            if occluders:
+                raise InputError(f"synthetic video seed {seed}: could not place {len(occluders)} occluders without "
+                                 "hiding an object's entry; use fewer or smaller occluders")
 
     @property
     def num_objects(self) -> int:
