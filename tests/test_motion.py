@@ -184,3 +184,24 @@ def test_windows_mode_recovers_a_lost_object_from_its_warped_mask(recover):
     _, full = mode.predict(bank, Query(1, predictor.prepare_image(rgb), rgb, previous, warped),
                            np.array([[0, 0, 0], [255, 0, 0]], np.uint8))
     np.testing.assert_array_equal(full.numpy(), warped if recover else np.zeros_like(warped))
+
+
+@pytest.mark.parametrize("prompt", [True, False])
+def test_windows_mode_can_show_the_query_with_its_warped_mask_as_a_prompt(prompt):
+    """A painter that repaints its newest prompt paints the warped mask back when the query is that prompt."""
+    predictor = SegGPTPredictor(RepaintNewestPrompt(PRESETS["test-tiny"]), device="cpu", dtype="fp32")
+    config = PropagationConfig(mode="windows", context=0, motion="flow", flow=MotionConfig(place=False, prompt=prompt))
+    mode = WindowsMode(predictor, config)
+    rgb = textured(120, 200)
+    previous = np.zeros((120, 200), np.uint8)
+    previous[20:60, 30:70] = 1
+    warped = np.zeros_like(previous)
+    warped[30:50, 40:70] = 1  # inside the window around the previous mask (not placed by flow), another shape
+    bank = PromptBank(0)
+    bank.add_permanent(PromptFrame(0, predictor.prepare_image(rgb), torch.zeros(predictor.half_size).long()))
+    mode.observe(0, rgb, previous)
+    _, full = mode.predict(bank, Query(1, predictor.prepare_image(rgb), rgb, previous, warped),
+                           np.array([[0, 0, 0], [255, 0, 0]], np.uint8))
+    painted, truth = full.numpy() == 1, (warped if prompt else previous) == 1
+    iou = (painted & truth).sum() / (painted | truth).sum()
+    assert iou > 0.8, iou

@@ -61,12 +61,15 @@ class MotionConfig:
     ``recover``: lost-object recovery: an object whose painted area falls under ``recover`` x the area of its warped
     previous mask (it vanished or collapsed while the flow still carries it in the frame) takes the warped mask
     instead; 0 never.
+    ``prompt``: the query frame itself with the object's warped previous mask is one more in-context prompt (cut to the
+    object's window like the others): SegGPT sees where the flow says the object is, and paints from that too.
     ``scale``: the flow is computed on frames resized by this factor (1: full size).
     """
 
     place: bool = True
     blend: float = 0.0
     recover: float = 0.0
+    prompt: bool = False
     scale: float = 1.0
 
     def __post_init__(self) -> None:

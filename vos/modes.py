@@ -90,7 +90,8 @@ class WindowsMode:
     prompt frames it was shown (RGB and slots at full size) and their cut windows, for the frames still in the bank.
 
     With a motion prior (``query.warped``) the warped previous mask is used as ``PropagationConfig.flow`` says
-    (``vos.motion.Fusion``): windows placed around it, painted scores blended with it, lost objects recovered from it.
+    (``vos.motion.Fusion``): windows placed around it, the query shown with it as a prompt, painted scores blended
+    with it, lost objects recovered from it.
     """
 
     def __init__(self, predictor: SegGPTPredictor, config: PropagationConfig) -> None:
@@ -140,6 +141,7 @@ class WindowsMode:
                 box = self.windows.box(query.previous == slot)  # warped out of the frame: where it was
             cuts = [] if box is None else [c for c in (self._prompt(i, slot) for i in indices) if c is not None]
             if cuts:
+                cuts += self.fusion.prompts(query.rgb, query.warped, slot, box, self.windows)
                 prompts = torch.stack([c[0] for c in cuts]), torch.stack([c[1] for c in cuts])
                 window = self.windows.query(query.rgb, box)
             else:

@@ -111,6 +111,7 @@ class Fusion:
 
         fusion = Fusion(config.flow)
         placed = fusion.placed(previous, warped)            # where each object's window goes
+        prompts += fusion.prompts(rgb, warped, slot, box, windows)  # the query itself as a prompt, or nothing
         scores = fusion.blend(scores, warped_inside == slot)  # inside one object's window
         labels = fusion.recover(labels, warped)             # after the argmax over objects
     """
@@ -121,6 +122,13 @@ class Fusion:
     def placed(self, previous: np.ndarray | None, warped: np.ndarray | None) -> np.ndarray | None:
         """The (H, W) slots the query windows are placed around: ``warped`` when placing by flow, else ``previous``."""
         return warped if warped is not None and self.config.place else previous
+
+    def prompts(self, rgb: np.ndarray, warped: np.ndarray | None, slot: int, box, windows) -> list:
+        """[(image, target)]: the (H, W, 3) query ``rgb`` with the object's warped mask, cut to ``box`` by
+        ``windows`` (``vos.windows.ObjectWindows``), when prompting with the flow and the object is in ``warped``."""
+        if not self.config.prompt or warped is None or not (shown := warped == slot).any():
+            return []
+        return [windows.cut_prompt(rgb, shown, box)]
 
     def blend(self, scores, prior: np.ndarray | None):
         """(h, w) object scores blended with the (h, w) bool warped mask of the object (``fuse_scores``)."""
