@@ -114,21 +114,28 @@ def test_motion_is_a_windows_mode_prior_only():
         MotionConfig(recover=-0.1)
 
 
-def test_recover_replaces_only_objects_that_collapsed_against_their_warped_mask():
+def test_recover_replaces_only_objects_that_left_their_warped_mask():
     warped = np.zeros((40, 60), np.uint8)
     warped[5:15, 5:15] = 1  # 100 px each
     warped[20:30, 30:40] = 2
-    warped[30:35, 50:55] = 3  # 25 px, painted elsewhere but just as large
+    warped[30:35, 50:55] = 3
     labels = torch.zeros(40, 60, dtype=torch.uint8)
-    labels[5:7, 5:10] = 1  # 10 px of 100: collapsed
-    labels[20:28, 30:40] = 2  # 80 px of 100: kept
-    labels[0:5, 0:5] = 3
+    labels[5:7, 5:10] = 1  # collapsed: IoU 0.1
+    labels[20:28, 30:40] = 2  # IoU 0.8: kept
+    labels[0:5, 0:5] = 3  # jumped away: IoU 0
+    labels[35:40, 0:60] = 4  # not in the warped mask: left alone
     recovered = Fusion(MotionConfig(recover=0.5)).recover(labels.clone(), warped)
     expected = labels.clone()
+    expected[(expected == 1) | (expected == 3)] = 0
     expected[torch.from_numpy(warped == 1)] = 1
+    expected[torch.from_numpy(warped == 3)] = 3
     assert torch.equal(recovered, expected)
+    spilled = labels.clone()
+    spilled[0:40, 0:30] = 1  # covers the warped object 1, IoU 100 / 1200
+    assert torch.equal(Fusion(MotionConfig(recover=0.5)).recover(spilled, warped)[:, :30] == 1,
+                       torch.from_numpy(warped[:, :30] == 1))
     assert torch.equal(Fusion(MotionConfig(recover=0.9)).recover(labels.clone(), warped)[20:30, 30:40],
-                       torch.full((10, 10), 2, dtype=torch.uint8))  # 80 < 0.9 x 100: recovered too
+                       torch.full((10, 10), 2, dtype=torch.uint8))  # 0.8 < 0.9: recovered too
     assert torch.equal(Fusion(MotionConfig()).recover(labels.clone(), warped), labels)  # off by default
     assert torch.equal(Fusion(MotionConfig(recover=0.5)).recover(labels.clone(), None), labels)  # no prior
 

@@ -58,9 +58,9 @@ class MotionConfig:
     ``place``: cut each object's query window around its warped previous mask (instead of the previous mask).
     ``blend``: weight of the warped mask (+1 inside, -1 outside) against the model's object score (scaled to [-1, 1])
     inside the window: 0 keeps the model's painting; 0.5 lets the flow decide wherever the model is not certain.
-    ``recover``: lost-object recovery: an object whose painted area falls under ``recover`` x the area of its warped
-    previous mask (it vanished or collapsed while the flow still carries it in the frame) takes the warped mask
-    instead; 0 never.
+    ``recover``: lost-object recovery: an object whose painted mask overlaps its warped previous mask by an IoU under
+    ``recover`` (it vanished, collapsed, spilled or jumped away while the flow still carries it in the frame) takes
+    the warped mask instead; 0 never.
     ``prompt``: the query frame itself with the object's warped previous mask is one more in-context prompt (cut to the
     object's window like the others): SegGPT sees where the flow says the object is, and paints from that too.
     ``scale``: the flow is computed on frames resized by this factor (1: full size).

@@ -135,17 +135,20 @@ class Fusion:
         return scores if prior is None else fuse_scores(scores, prior, self.config.blend)
 
     def recover(self, labels, warped: np.ndarray | None):
-        """(H, W) uint8 torch slots with every lost object (painted area under ``recover`` x its warped area, the warped
-        one non-empty) replaced by its (H, W) ``warped`` mask; ``labels`` itself is changed."""
+        """(H, W) uint8 torch slots where every object that left its (H, W) ``warped`` previous mask (painted mask and
+        warped mask overlapping by IoU under ``recover``: the object vanished, collapsed, spilled or jumped away while
+        the flow still carries it in the frame) is replaced by its warped mask; ``labels`` itself is changed."""
         if warped is None or not self.config.recover:
             return labels
         import torch
 
-        areas = np.bincount(warped.ravel(), minlength=256)
-        painted = torch.bincount(labels.flatten().long(), minlength=256).cpu().numpy()
-        for slot in np.flatnonzero(areas[1:]) + 1:
-            if painted[slot] < self.config.recover * areas[slot]:
-                labels[torch.from_numpy(warped == slot).to(labels.device)] = int(slot)
+        for slot in np.flatnonzero(np.bincount(warped.ravel(), minlength=256)[1:]) + 1:
+            carried = torch.from_numpy(warped == slot).to(labels.device)
+            painted = labels == int(slot)
+            overlap = int((painted & carried).sum())
+            if overlap < self.config.recover * int((painted | carried).sum()):
+                labels[painted] = 0
+                labels[carried] = int(slot)
         return labels
 
 

@@ -51,8 +51,8 @@ def add_propagation_args(parser: argparse.ArgumentParser) -> None:
                    help="with --motion flow: weight of the flow-warped mask against the painted scores (0: none; "
                         "default %(default)s)")
     g.add_argument("--motion-recover", type=types.probability, default=MotionConfig.recover,
-                   help="with --motion flow: an object painted smaller than this fraction of its flow-warped previous "
-                        "mask takes the warped mask (lost-object recovery; 0: never; default %(default)s)")
+                   help="with --motion flow: an object whose painted mask overlaps its flow-warped previous mask by "
+                        "an IoU under this takes the warped mask (lost-object recovery; 0: never; default %(default)s)")
     g.add_argument("--upsample", choices=("nearest", "bilinear"), default="nearest",
                    help="how labels return to the frame size (nearest = official)")
 
