@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--davis", type=Path, default=DAVIS_MINI, help="DAVIS-layout real test set")
     p.add_argument("--sets", default="generated,davis-mini", help="comma-separated: generated, davis-mini")
     p.add_argument("--mode", default="auto", choices=get_args(Mode))
-    p.add_argument("--motion", default="none", choices=get_args(Motion))
+    p.add_argument("--motion", default=PropagationConfig.motion, choices=get_args(Motion))
     p.add_argument("--motion-blend", type=float, default=MotionConfig.blend)
     p.add_argument("--context", type=int, default=PropagationConfig().context, help="previous predictions as prompts")
     p.add_argument("--compare-mode", default=None, choices=get_args(Mode)[1:],

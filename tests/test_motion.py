@@ -103,8 +103,8 @@ def test_fuse_scores_lets_the_flow_decide_where_the_model_is_unsure():
 
 
 def test_motion_is_a_windows_mode_prior_only():
-    assert PropagationConfig(motion="auto").uses_flow("windows")
-    assert not PropagationConfig().uses_flow("windows")  # off by default until measured to help
+    assert PropagationConfig().uses_flow("windows")  # on by default in windows mode: it helped on validation
+    assert not PropagationConfig(motion="none").uses_flow("windows")
     assert not PropagationConfig(motion="auto").uses_flow("joint")  # the published ViT-L keeps the paper's protocol
     with pytest.raises(InputError, match="windows mode"):
         PropagationConfig(mode="joint", motion="flow")

@@ -101,7 +101,7 @@ class PropagationConfig:
     mode: Mode = "auto"
     upsample: Upsample = "nearest"  #: "nearest" is the official behaviour; "bilinear" smooths the painted colours
     windows: WindowConfig = field(default_factory=WindowConfig)  #: window geometry (windows mode)
-    motion: Motion = "none"  #: optical-flow prior (windows mode); off by default: its benefit is not yet measured
+    motion: Motion = "auto"  #: optical-flow prior: on in windows mode (measured to help there: README), off otherwise
     flow: MotionConfig = field(default_factory=MotionConfig)  #: how the prior is used (windows mode)
     store_budget_mb: float = 512.0
     between: Between = "nearest"  #: how "both" fills the frames between two keyframes (``Between``)
