@@ -5,8 +5,10 @@
 0. With ``--tune-windows``: the window geometry (``vos.config.WindowConfig``) over a grid of margins and minimum
    sides, on validation videos with seeds from ``--tune-first-seed`` (default 3_000_000: neither trained on nor
    reported below), so the defaults are chosen without looking at the held-out scores. With ``--tune-motion``: the
-   motion prior's settings (``MOTION_GRID``) and the flow warp alone on validation videos of the default look and of a
-   harder one (``MOTION_VALIDATION``: faster motion, more camouflage, faster camera).
+   motion prior's settings (``MOTION_GRID``) and the flow warp alone on validation videos of the default look, a
+   harder one (faster motion, more camouflage, faster camera) and the real-looking one (``REAL_LOOK``: camouflage,
+   motion blur, occluders, lighting, camera shake, thin parts), chosen with ``--motion-looks`` (``MOTION_VALIDATION``);
+   ``--sets ""`` skips the scored sets.
 1. J&F on held-out generated videos: ``--videos`` synthetic DAVIS-style videos (480x854, default look) with seeds from
    ``--first-seed`` (default 2_000_000; training only ever uses seeds below ``vos.training.samplers.TRAIN_SEED_LIMIT``).
 2. J&F on ``shared/data/davis-mini`` (real DAVIS 2017 val videos, never trained on).
