@@ -3,7 +3,9 @@
 A video is a slowly panning textured background with 1..K textured objects (ellipses, stars, convex and concave
 polygons, smooth blobs, letters) that move, rotate, scale, wobble, occlude each other in a fixed depth order and may
 leave the frame and come back or enter late. Labels are ids 1..K, identical across frames; a mask holds only the
-visible (unoccluded, in-frame) pixels of its object, so the ground truth is exact by construction.
+visible (unoccluded, in-frame) pixels of its object, so the ground truth is exact by construction. ``REAL_LOOK`` adds
+what real footage does to a tracker (camouflage, motion blur, unlabelled occluders, lighting change, camera shake, thin
+parts) through config options that are off by default.
 
 Everything random comes from one ``numpy.random.Generator`` seeded with the video's seed: the same seed and config give
 the same frames and masks. A video is planned up front (textures, shapes, per-frame poses: a few MB at most) and any
