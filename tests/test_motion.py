@@ -102,6 +102,21 @@ def test_fuse_scores_lets_the_flow_decide_where_the_model_is_unsure():
     assert (fused > 0).tolist() == [[True, False, True, False]]  # sure pixels keep the model's answer
 
 
+def test_fusion_blends_one_object_inside_its_window_only():
+    scores = torch.full((20, 30), -0.1 * SCORE_RANGE)
+    warped = np.zeros((20, 30), np.uint8)
+    warped[:, :] = 2  # the flow says object 2 is everywhere
+    before = scores.clone()
+    Fusion(MotionConfig()).blend(scores, (5, 10, 8, 12), warped, 2)
+    assert torch.equal(scores, before)  # blend 0: the model's scores
+    Fusion(MotionConfig(blend=0.3)).blend(scores, (5, 10, 8, 12), warped, 2)
+    assert (scores[5:13, 10:22] > 0).all()  # unsure pixels inside the window follow the flow
+    outside = torch.ones_like(scores, dtype=torch.bool)
+    outside[5:13, 10:22] = False
+    assert torch.equal(scores[outside], before[outside])
+    Fusion(MotionConfig(blend=0.3)).blend(scores, (0, 0, 20, 30), None, 2)  # no prior: nothing to do
+
+
 def test_motion_is_a_windows_mode_prior_only():
     assert PropagationConfig().uses_flow("windows")  # on by default in windows mode: it helped on validation
     assert not PropagationConfig(motion="none").uses_flow("windows")

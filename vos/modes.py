@@ -147,10 +147,7 @@ class WindowsMode:
             else:
                 box, prompts, window = (0, 0, h, w), bank.batch(BLACK_WHITE, only_slot=slot), query.image[None]
             self.windows.paste(scores[slot], object_score(self.predictor, prompts, window)[0, 0], box, self.upsample)
-            if query.warped is not None:
-                top, left, bh, bw = box
-                inside = (slice(top, top + bh), slice(left, left + bw))
-                scores[slot][inside] = self.fusion.blend(scores[slot][inside], query.warped[inside] == slot)
+            self.fusion.blend(scores[slot], box, query.warped, slot)
         return scores
 
 

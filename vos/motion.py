@@ -112,7 +112,7 @@ class Fusion:
         fusion = Fusion(config.flow)
         placed = fusion.placed(previous, warped)            # where each object's window goes
         prompts += fusion.prompts(rgb, warped, slot, box, windows)  # the query itself as a prompt, or nothing
-        scores = fusion.blend(scores, warped_inside == slot)  # inside one object's window
+        fusion.blend(scores[slot], box, warped, slot)       # inside one object's window
         labels = fusion.recover(labels, warped)             # after the argmax over objects
     """
 
@@ -130,9 +130,14 @@ class Fusion:
             return []
         return [windows.cut_prompt(rgb, shown, box)]
 
-    def blend(self, scores, prior: np.ndarray | None):
-        """(h, w) object scores blended with the (h, w) bool warped mask of the object (``fuse_scores``)."""
-        return scores if prior is None else fuse_scores(scores, prior, self.config.blend)
+    def blend(self, scores, box, warped: np.ndarray | None, slot: int) -> None:
+        """One object's (H, W) torch scores blended, in place and inside ``box`` (top, left, h, w), with its mask in
+        the (H, W) ``warped`` slots (``fuse_scores``)."""
+        if warped is None or not self.config.blend:
+            return
+        top, left, h, w = box
+        inside = (slice(top, top + h), slice(left, left + w))
+        scores[inside] = fuse_scores(scores[inside], warped[inside] == slot, self.config.blend)
 
     def recover(self, labels, warped: np.ndarray | None):
         """(H, W) uint8 torch slots where every object that left its (H, W) ``warped`` previous mask (painted mask and
