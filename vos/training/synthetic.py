@@ -559,9 +559,11 @@ class SyntheticVideo:
         image = self.background(t) if draw_image else None
         labels = np.zeros((h, w), np.uint8)
         drawn: dict[int, int] = {}
-        for obj in self._objects_back_to_front + self._occluders:
+        for obj in self._objects_back_to_front:
             if t >= obj.first_frame:
                 drawn[obj.label] = self._draw(obj, t, image, labels)
+        for occluder in self._occluders:
+            self._draw(occluder, t, image, labels)
         if image is not None and self._lighting is not None:
             image = self._lit(image, t)
         return image, labels, drawn
