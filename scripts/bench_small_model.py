@@ -175,8 +175,7 @@ MOTION_VALIDATION = {"default": (0, 6, SyntheticVideoConfig(num_frames=30)),
                      "real": (300, 16, REAL_LOOK)}
 #: Motion settings compared on them (``--tune-motion``).
 MOTION_GRID = (("none", MotionConfig()), ("flow", MotionConfig()), ("flow", MotionConfig(blend=0.3)),
-               ("flow", MotionConfig(recover=0.2)), ("flow", MotionConfig(recover=0.4)),
-               ("flow", MotionConfig(prompt=True)))
+               ("flow", MotionConfig(recover=0.3)), ("flow", MotionConfig(prompt=True)))
 
 
 def main(argv: list[str] | None = None) -> int:
