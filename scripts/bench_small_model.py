@@ -5,8 +5,10 @@
 0. With ``--tune-windows``: the window geometry (``vos.config.WindowConfig``) over a grid of margins and minimum
    sides, on validation videos with seeds from ``--tune-first-seed`` (default 3_000_000: neither trained on nor
    reported below), so the defaults are chosen without looking at the held-out scores. With ``--tune-motion``: the
-   motion prior's settings (``MOTION_GRID``) and the flow warp alone on validation videos of the default look and of a
-   harder one (``MOTION_VALIDATION``: faster motion, more camouflage, faster camera).
+   motion prior's settings (``MOTION_GRID``) and the flow warp alone on validation videos of the default look, a
+   harder one (faster motion, more camouflage, faster camera) and the real-looking one (``REAL_LOOK``: camouflage,
+   motion blur, occluders, lighting, camera shake, thin parts), chosen with ``--motion-looks`` (``MOTION_VALIDATION``);
+   ``--sets ""`` skips the scored sets.
 1. J&F on held-out generated videos: ``--videos`` synthetic DAVIS-style videos (480x854, default look) with seeds from
    ``--first-seed`` (default 2_000_000; training only ever uses seeds below ``vos.training.samplers.TRAIN_SEED_LIMIT``).
 2. J&F on ``shared/data/davis-mini`` (real DAVIS 2017 val videos, never trained on).
@@ -55,7 +57,7 @@ from vos.motion import flow_track  # noqa: E402
 from vos.readers import open_source  # noqa: E402
 from vos.runner import run_tasks  # noqa: E402
 from vos.session import VideoSession  # noqa: E402
-from vos.training.synthetic import SyntheticVideo, SyntheticVideoConfig, write_davis_dataset  # noqa: E402
+from vos.training.synthetic import REAL_LOOK, SyntheticVideo, SyntheticVideoConfig, write_davis_dataset  # noqa: E402
 from vos.training.samplers import TRAIN_SEED_LIMIT  # noqa: E402
 from vos.writers import PalettePngWriter  # noqa: E402
 
@@ -163,13 +165,17 @@ def one_step_j(predictor: SegGPTPredictor, seeds: range, video: SyntheticVideoCo
     return {"model": float(np.mean(model)), "copy_previous": float(np.mean(copy)), "objects_frames": len(model)}
 
 
-#: Validation videos for the motion prior: the default look (30 frames), and a harder one with one object that moves
-#: faster, is camouflaged more often and is filmed by a faster panning camera (25 frames).
+#: Validation videos for the motion prior (look: seed offset from --tune-first-seed, count, config): the default look
+#: (30 frames), a harder one with one object that moves faster, is camouflaged more often and is filmed by a faster
+#: panning camera (25 frames), and the real-looking one (``REAL_LOOK``: camouflage, blur, occluders, lighting, shake,
+#: thin parts; 25 frames).
 MOTION_VALIDATION = {"default": (0, 6, SyntheticVideoConfig(num_frames=30)),
                      "hard": (200, 6, SyntheticVideoConfig(num_frames=25, num_objects=(1, 1), speed=(0.01, 0.03),
-                                                           camouflage_prob=0.6, camera_speed=0.008))}
+                                                           camouflage_prob=0.6, camera_speed=0.008)),
+                     "real": (300, 16, REAL_LOOK)}
 #: Motion settings compared on them (``--tune-motion``).
-MOTION_GRID = (("none", MotionConfig()), ("flow", MotionConfig()), ("flow", MotionConfig(blend=0.3)))
+MOTION_GRID = (("none", MotionConfig()), ("flow", MotionConfig()), ("flow", MotionConfig(blend=0.3)),
+               ("flow", MotionConfig(recover=0.3)), ("flow", MotionConfig(prompt=True)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -182,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--davis", type=Path, default=DAVIS_MINI, help="DAVIS-layout real test set")
     p.add_argument("--sets", default="generated,davis-mini", help="comma-separated: generated, davis-mini")
     p.add_argument("--mode", default="auto", choices=get_args(Mode))
-    p.add_argument("--motion", default="none", choices=get_args(Motion))
+    p.add_argument("--motion", default=PropagationConfig.motion, choices=get_args(Motion))
     p.add_argument("--motion-blend", type=float, default=MotionConfig.blend)
     p.add_argument("--context", type=int, default=PropagationConfig().context, help="previous predictions as prompts")
     p.add_argument("--compare-mode", default=None, choices=get_args(Mode)[1:],
@@ -191,15 +197,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compare-context", type=int, default=None, help="also score with this many previous predictions")
     p.add_argument("--tune-windows", action="store_true", help="score a grid of window geometries on validation videos")
     p.add_argument("--tune-motion", action="store_true", help="score motion settings on validation videos")
+    p.add_argument("--motion-looks", default=",".join(MOTION_VALIDATION),
+                   help=f"comma-separated validation looks for --tune-motion: {', '.join(MOTION_VALIDATION)}")
     p.add_argument("--tune-first-seed", type=int, default=3_000_000)
+    p.add_argument("--threads", type=int, default=None, help="torch and OpenCV threads (default: theirs)")
     p.add_argument("--skip-bf16", action="store_true")
     p.add_argument("--skip-one-step", action="store_true")
     args = p.parse_args(argv)
     if min(args.first_seed, args.tune_first_seed) < TRAIN_SEED_LIMIT:
         p.error(f"--first-seed and --tune-first-seed must be >= {TRAIN_SEED_LIMIT}: lower seeds may be trained on")
-    if abs(args.first_seed - args.tune_first_seed) < max(args.videos, 206):
+    looks = args.motion_looks.split(",")
+    if not set(looks) <= set(MOTION_VALIDATION):
+        p.error(f"--motion-looks: unknown look in {args.motion_looks!r}; use {', '.join(MOTION_VALIDATION)}")
+    validation_span = max(offset + count for offset, count, _ in MOTION_VALIDATION.values())
+    if abs(args.first_seed - args.tune_first_seed) < max(args.videos, validation_span):
         p.error("--first-seed and --tune-first-seed must give disjoint seed ranges")
 
+    if args.threads is not None:
+        import cv2
+        import torch
+
+        torch.set_num_threads(args.threads)
+        cv2.setNumThreads(args.threads)
     fp32 = SegGPTPredictor.from_pretrained(args.model, device="cpu", dtype="fp32")
     half = fp32.half_size
     config = PropagationConfig(mode=args.mode, context=args.context, motion=args.motion,
@@ -227,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.tune_motion:
         results["motion_tuning"] = {}
-        for look, (offset, count, look_video) in MOTION_VALIDATION.items():
+        for look in looks:
+            offset, count, look_video = MOTION_VALIDATION[look]
             validation = args.out / f"validation-motion-{look}"
             tune_seeds = range(args.tune_first_seed + offset, args.tune_first_seed + offset + count)
             write_davis_dataset(validation, tune_seeds, look_video, progress=True)
@@ -242,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"validation ({look}): {r['setting']}: J&F {r['jf'] * 100:.1f}", flush=True)
 
     roots = {"generated": args.out / "generated", "davis-mini": args.davis}
-    sets = {name: roots[name] for name in args.sets.split(",")}
+    sets = {name: roots[name] for name in args.sets.split(",") if name}
     if "generated" in sets:
         seeds = range(args.first_seed, args.first_seed + args.videos)
         write_davis_dataset(sets["generated"], seeds, video, progress=True)

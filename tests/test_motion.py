@@ -16,7 +16,7 @@ from seggpt_core.model import PRESETS, SegGPT
 from seggpt_core.predictor import SegGPTPredictor
 from vos.config import MotionConfig, PropagationConfig
 from vos.modes import Query, WindowsMode
-from vos.motion import BackwardFlow, MotionPrior, flow_track, fuse_scores, warp_labels, SCORE_RANGE
+from vos.motion import BackwardFlow, Fusion, MotionPrior, flow_track, fuse_scores, warp_labels, SCORE_RANGE
 from vos.prompts import PromptBank, PromptFrame
 from vos.readers import Frame
 
@@ -102,14 +102,57 @@ def test_fuse_scores_lets_the_flow_decide_where_the_model_is_unsure():
     assert (fused > 0).tolist() == [[True, False, True, False]]  # sure pixels keep the model's answer
 
 
+def test_fusion_blends_one_object_inside_its_window_only():
+    scores = torch.full((20, 30), -0.1 * SCORE_RANGE)
+    warped = np.zeros((20, 30), np.uint8)
+    warped[:, :] = 2  # the flow says object 2 is everywhere
+    before = scores.clone()
+    Fusion(MotionConfig()).blend(scores, (5, 10, 8, 12), warped, 2)
+    assert torch.equal(scores, before)  # blend 0: the model's scores
+    Fusion(MotionConfig(blend=0.3)).blend(scores, (5, 10, 8, 12), warped, 2)
+    assert (scores[5:13, 10:22] > 0).all()  # unsure pixels inside the window follow the flow
+    outside = torch.ones_like(scores, dtype=torch.bool)
+    outside[5:13, 10:22] = False
+    assert torch.equal(scores[outside], before[outside])
+    Fusion(MotionConfig(blend=0.3)).blend(scores, (0, 0, 20, 30), None, 2)  # no prior: nothing to do
+
+
 def test_motion_is_a_windows_mode_prior_only():
-    assert PropagationConfig(motion="auto").uses_flow("windows")
-    assert not PropagationConfig().uses_flow("windows")  # off by default until measured to help
+    assert PropagationConfig().uses_flow("windows")  # on by default in windows mode: it helped on validation
+    assert not PropagationConfig(motion="none").uses_flow("windows")
     assert not PropagationConfig(motion="auto").uses_flow("joint")  # the published ViT-L keeps the paper's protocol
     with pytest.raises(InputError, match="windows mode"):
         PropagationConfig(mode="joint", motion="flow")
     with pytest.raises(InputError, match="blend"):
         MotionConfig(blend=1.5)
+    with pytest.raises(InputError, match="recover"):
+        MotionConfig(recover=-0.1)
+
+
+def test_recover_replaces_only_objects_that_left_their_warped_mask():
+    warped = np.zeros((40, 60), np.uint8)
+    warped[5:15, 5:15] = 1  # 100 px each
+    warped[20:30, 30:40] = 2
+    warped[30:35, 50:55] = 3
+    labels = torch.zeros(40, 60, dtype=torch.uint8)
+    labels[5:7, 5:10] = 1  # collapsed: IoU 0.1
+    labels[20:28, 30:40] = 2  # IoU 0.8: kept
+    labels[0:5, 0:5] = 3  # jumped away: IoU 0
+    labels[35:40, 0:60] = 4  # not in the warped mask: left alone
+    recovered = Fusion(MotionConfig(recover=0.5)).recover(labels.clone(), warped)
+    expected = labels.clone()
+    expected[(expected == 1) | (expected == 3)] = 0
+    expected[torch.from_numpy(warped == 1)] = 1
+    expected[torch.from_numpy(warped == 3)] = 3
+    assert torch.equal(recovered, expected)
+    spilled = labels.clone()
+    spilled[0:40, 0:30] = 1  # covers the warped object 1, IoU 100 / 1200
+    assert torch.equal(Fusion(MotionConfig(recover=0.5)).recover(spilled, warped)[:, :30] == 1,
+                       torch.from_numpy(warped[:, :30] == 1))
+    assert torch.equal(Fusion(MotionConfig(recover=0.9)).recover(labels.clone(), warped)[20:30, 30:40],
+                       torch.full((10, 10), 2, dtype=torch.uint8))  # 0.8 < 0.9: recovered too
+    assert torch.equal(Fusion(MotionConfig()).recover(labels.clone(), warped), labels)  # off by default
+    assert torch.equal(Fusion(MotionConfig(recover=0.5)).recover(labels.clone(), None), labels)  # no prior
 
 
 class RepaintNewestPrompt(SegGPT):
@@ -139,3 +182,48 @@ def test_windows_mode_places_the_query_window_around_the_warped_mask(place):
     box = mode.windows.box(where == 1)
     top, left, h, w = box
     assert painted.any() and painted[top:top + h, left:left + w].sum() == painted.sum()
+
+
+class PaintBlack(SegGPT):
+    """Every query painted black: every object is lost."""
+
+    def paint(self, prompt_images, prompt_targets, query_images, seg_type="instance"):
+        return torch.full_like(query_images, -3.0)
+
+
+@pytest.mark.parametrize("recover", [0.0, 0.5])
+def test_windows_mode_recovers_a_lost_object_from_its_warped_mask(recover):
+    predictor = SegGPTPredictor(PaintBlack(PRESETS["test-tiny"]), device="cpu", dtype="fp32")
+    config = PropagationConfig(mode="windows", context=0, motion="flow", flow=MotionConfig(recover=recover))
+    mode = WindowsMode(predictor, config)
+    rgb = textured(120, 200)
+    previous = np.zeros((120, 200), np.uint8)
+    previous[20:40, 30:50] = 1
+    warped = np.roll(previous, (10, 20), axis=(0, 1))
+    bank = PromptBank(0)
+    bank.add_permanent(PromptFrame(0, predictor.prepare_image(rgb), torch.zeros(predictor.half_size).long()))
+    mode.observe(0, rgb, previous)
+    _, full = mode.predict(bank, Query(1, predictor.prepare_image(rgb), rgb, previous, warped),
+                           np.array([[0, 0, 0], [255, 0, 0]], np.uint8))
+    np.testing.assert_array_equal(full.numpy(), warped if recover else np.zeros_like(warped))
+
+
+@pytest.mark.parametrize("prompt", [True, False])
+def test_windows_mode_can_show_the_query_with_its_warped_mask_as_a_prompt(prompt):
+    """A painter that repaints its newest prompt paints the warped mask back when the query is that prompt."""
+    predictor = SegGPTPredictor(RepaintNewestPrompt(PRESETS["test-tiny"]), device="cpu", dtype="fp32")
+    config = PropagationConfig(mode="windows", context=0, motion="flow", flow=MotionConfig(place=False, prompt=prompt))
+    mode = WindowsMode(predictor, config)
+    rgb = textured(120, 200)
+    previous = np.zeros((120, 200), np.uint8)
+    previous[20:60, 30:70] = 1
+    warped = np.zeros_like(previous)
+    warped[30:50, 40:70] = 1  # inside the window around the previous mask (not placed by flow), another shape
+    bank = PromptBank(0)
+    bank.add_permanent(PromptFrame(0, predictor.prepare_image(rgb), torch.zeros(predictor.half_size).long()))
+    mode.observe(0, rgb, previous)
+    _, full = mode.predict(bank, Query(1, predictor.prepare_image(rgb), rgb, previous, warped),
+                           np.array([[0, 0, 0], [255, 0, 0]], np.uint8))
+    painted, truth = full.numpy() == 1, (warped if prompt else previous) == 1
+    iou = (painted & truth).sum() / (painted | truth).sum()
+    assert iou > 0.8, iou

@@ -59,16 +59,25 @@ class MotionConfig:
     ``place``: cut each object's query window around its warped previous mask (instead of the previous mask).
     ``blend``: weight of the warped mask (+1 inside, -1 outside) against the model's object score (scaled to [-1, 1])
     inside the window: 0 keeps the model's painting; 0.5 lets the flow decide wherever the model is not certain.
+    ``recover``: lost-object recovery: an object whose painted mask overlaps its warped previous mask by an IoU under
+    ``recover`` (it vanished, collapsed, spilled or jumped away while the flow still carries it in the frame) takes
+    the warped mask instead; 0 never.
+    ``prompt``: the query frame itself with the object's warped previous mask is one more in-context prompt (cut to the
+    object's window like the others): SegGPT sees where the flow says the object is, and paints from that too.
     ``scale``: the flow is computed on frames resized by this factor (1: full size).
     """
 
     place: bool = True
     blend: float = 0.0
+    recover: float = 0.0
+    prompt: bool = False
     scale: float = 1.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.blend <= 1:
             raise InputError(f"motion blend must be within [0, 1], got {self.blend}")
+        if not 0 <= self.recover <= 1:
+            raise InputError(f"motion recover must be within [0, 1], got {self.recover}")
         if not 0 < self.scale <= 1:
             raise InputError(f"motion flow scale must be within (0, 1], got {self.scale}")
 
@@ -93,7 +102,7 @@ class PropagationConfig:
     mode: Mode = "auto"
     upsample: Upsample = "nearest"  #: "nearest" is the official behaviour; "bilinear" smooths the painted colours
     windows: WindowConfig = field(default_factory=WindowConfig)  #: window geometry (windows mode)
-    motion: Motion = "none"  #: optical-flow prior (windows mode); off by default: its benefit is not yet measured
+    motion: Motion = "auto"  #: optical-flow prior: on in windows mode (measured to help there: README), off otherwise
     flow: MotionConfig = field(default_factory=MotionConfig)  #: how the prior is used (windows mode)
     store_budget_mb: float = 512.0
     between: Between = "nearest"  #: how "both" fills the frames between two keyframes (``Between``)

@@ -19,7 +19,7 @@ from seggpt_core.predictor import SegGPTPredictor
 from seggpt_core.transforms import resize_labels, scores_to_labels
 
 from .config import PropagationConfig, ResolvedMode
-from .motion import fuse_scores
+from .motion import Fusion
 from .prompts import BLACK_WHITE, PromptBank
 from .windows import Box, ObjectWindows
 
@@ -89,12 +89,13 @@ class WindowsMode:
     """Each object painted in a window around where it was in the previous frame (``vos.windows``). Keeps the
     prompt frames it was shown (RGB and slots at full size) and their cut windows, for the frames still in the bank.
 
-    With a motion prior (``query.warped``, ``PropagationConfig.flow``) the window is placed around the object's
-    flow-warped previous mask, and the painted scores may be blended with that mask (``vos.motion.fuse_scores``).
+    With a motion prior (``query.warped``) the warped previous mask is used as ``PropagationConfig.flow`` says
+    (``vos.motion.Fusion``): windows placed around it, the query shown with it as a prompt, painted scores blended
+    with it, lost objects recovered from it.
     """
 
     def __init__(self, predictor: SegGPTPredictor, config: PropagationConfig) -> None:
-        self.predictor, self.upsample, self.flow = predictor, config.upsample, config.flow
+        self.predictor, self.upsample, self.fusion = predictor, config.upsample, Fusion(config.flow)
         self.windows = ObjectWindows(predictor.prepare_image, predictor.half_size, config.windows)
         self._frames: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._cuts: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor] | None] = {}
@@ -106,6 +107,7 @@ class WindowsMode:
         indices = [f.index for f in bank.frames()]
         self._forget(set(indices))
         full = self._scores(bank, indices, query, len(colours) - 1).argmax(0).to(torch.uint8)
+        full = self.fusion.recover(full, query.warped)
         return torch.from_numpy(resize_labels(full.cpu().numpy(), self.predictor.half_size)), full
 
     def _forget(self, keep: set[int]) -> None:
@@ -132,22 +134,20 @@ class WindowsMode:
         h, w = query.rgb.shape[:2]
         scores = torch.full((k + 1, h, w), -torch.inf, device=query.image.device)
         scores[0] = 0
-        placed = query.warped if query.warped is not None and self.flow.place else query.previous
+        placed = self.fusion.placed(query.previous, query.warped)
         for slot in range(1, k + 1):
             box: Box | None = None if placed is None else self.windows.box(placed == slot)
             if box is None and placed is not query.previous and query.previous is not None:
                 box = self.windows.box(query.previous == slot)  # warped out of the frame: where it was
             cuts = [] if box is None else [c for c in (self._prompt(i, slot) for i in indices) if c is not None]
             if cuts:
+                cuts += self.fusion.prompts(query.rgb, query.warped, slot, box, self.windows)
                 prompts = torch.stack([c[0] for c in cuts]), torch.stack([c[1] for c in cuts])
                 window = self.windows.query(query.rgb, box)
             else:
                 box, prompts, window = (0, 0, h, w), bank.batch(BLACK_WHITE, only_slot=slot), query.image[None]
             self.windows.paste(scores[slot], object_score(self.predictor, prompts, window)[0, 0], box, self.upsample)
-            if query.warped is not None and self.flow.blend > 0:
-                top, left, bh, bw = box
-                inside = (slice(top, top + bh), slice(left, left + bw))
-                scores[slot][inside] = fuse_scores(scores[slot][inside], query.warped[inside] == slot, self.flow.blend)
+            self.fusion.blend(scores[slot], box, query.warped, slot)
         return scores
 
 

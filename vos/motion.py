@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 import cv2
 import numpy as np
 
+from .config import MotionConfig
 from .readers import Frame, prefetch
 
 
@@ -102,6 +103,58 @@ class MotionPrior:
         if previous is None or flow is None:
             return previous
         return warp_labels(previous, flow)
+
+
+class Fusion:
+    """What the windows mode does with a query's warped previous mask, by ``MotionConfig`` (``vos.config``); each step
+    leaves the model's result alone where its option is off or the query has no warped mask (``warped`` None).
+
+        fusion = Fusion(config.flow)
+        placed = fusion.placed(previous, warped)            # where each object's window goes
+        prompts += fusion.prompts(rgb, warped, slot, box, windows)  # the query itself as a prompt, or nothing
+        fusion.blend(scores[slot], box, warped, slot)       # inside one object's window
+        labels = fusion.recover(labels, warped)             # after the argmax over objects
+    """
+
+    def __init__(self, config: MotionConfig) -> None:
+        self.config = config
+
+    def placed(self, previous: np.ndarray | None, warped: np.ndarray | None) -> np.ndarray | None:
+        """The (H, W) slots the query windows are placed around: ``warped`` when placing by flow, else ``previous``."""
+        return warped if warped is not None and self.config.place else previous
+
+    def prompts(self, rgb: np.ndarray, warped: np.ndarray | None, slot: int, box, windows) -> list:
+        """[(image, target)]: the (H, W, 3) query ``rgb`` with the object's warped mask, cut to ``box`` by
+        ``windows`` (``vos.windows.ObjectWindows``), when prompting with the flow and the object is in ``warped``."""
+        if not self.config.prompt or warped is None or not (shown := warped == slot).any():
+            return []
+        return [windows.cut_prompt(rgb, shown, box)]
+
+    def blend(self, scores, box, warped: np.ndarray | None, slot: int) -> None:
+        """One object's (H, W) torch scores blended, in place and inside ``box`` (top, left, h, w), with its mask in
+        the (H, W) ``warped`` slots (``fuse_scores``)."""
+        if warped is None or not self.config.blend:
+            return
+        top, left, h, w = box
+        inside = (slice(top, top + h), slice(left, left + w))
+        scores[inside] = fuse_scores(scores[inside], warped[inside] == slot, self.config.blend)
+
+    def recover(self, labels, warped: np.ndarray | None):
+        """(H, W) uint8 torch slots where every object that left its (H, W) ``warped`` previous mask (painted mask and
+        warped mask overlapping by IoU under ``recover``: the object vanished, collapsed, spilled or jumped away while
+        the flow still carries it in the frame) is replaced by its warped mask; ``labels`` itself is changed."""
+        if warped is None or not self.config.recover:
+            return labels
+        import torch
+
+        for slot in np.flatnonzero(np.bincount(warped.ravel(), minlength=256)[1:]) + 1:
+            carried = torch.from_numpy(warped == slot).to(labels.device)
+            painted = labels == int(slot)
+            overlap = int((painted & carried).sum())
+            if overlap < self.config.recover * int((painted | carried).sum()):
+                labels[painted] = 0
+                labels[carried] = int(slot)
+        return labels
 
 
 def fuse_scores(scores, prior: np.ndarray, blend: float):

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import get_args
 
-from ..config import Direction, Mode, Motion, MotionConfig, WindowConfig
+from ..config import Direction, Mode, Motion, MotionConfig, PropagationConfig, WindowConfig
 
 from . import arguments as types
 
@@ -43,12 +43,16 @@ def add_propagation_args(parser: argparse.ArgumentParser) -> None:
                    help="windows mode: window side / the object's box side (default %(default)s)")
     g.add_argument("--window-min", type=types.fraction, default=WindowConfig.min_side,
                    help="windows mode: smallest window side / the frame's short side (default %(default)s)")
-    g.add_argument("--motion", choices=get_args(Motion), default="none",
+    g.add_argument("--motion", choices=get_args(Motion), default=PropagationConfig.motion,
                    help="windows mode: flow places each object's window around its previous mask moved by optical "
-                        "flow (OpenCV DIS); none (default): around the previous mask; auto: flow in windows mode")
+                        "flow (OpenCV DIS); none: around the previous mask; auto: flow in windows mode (default "
+                        "%(default)s)")
     g.add_argument("--motion-blend", type=types.probability, default=MotionConfig.blend,
                    help="with --motion flow: weight of the flow-warped mask against the painted scores (0: none; "
                         "default %(default)s)")
+    g.add_argument("--motion-recover", type=types.probability, default=MotionConfig.recover,
+                   help="with --motion flow: an object whose painted mask overlaps its flow-warped previous mask by "
+                        "an IoU under this takes the warped mask (lost-object recovery; 0: never; default %(default)s)")
     g.add_argument("--upsample", choices=("nearest", "bilinear"), default="nearest",
                    help="how labels return to the frame size (nearest = official)")
 
@@ -132,11 +136,9 @@ def load_predictor(args: argparse.Namespace):
 
 def propagation_config(args: argparse.Namespace):
     """The propagation settings of the command line (each config validates itself: a bad value is an InputError)."""
-    from ..config import MotionConfig, PropagationConfig
-
     return PropagationConfig(context=args.context, mode=args.mode, upsample=args.upsample,
                              windows=WindowConfig(args.window_margin, args.window_min), motion=args.motion,
-                             flow=MotionConfig(blend=args.motion_blend))
+                             flow=MotionConfig(blend=args.motion_blend, recover=args.motion_recover))
 
 
 # ------------------------------------------------------------------------------------------------------ segment

@@ -3,7 +3,9 @@
 A video is a slowly panning textured background with 1..K textured objects (ellipses, stars, convex and concave
 polygons, smooth blobs, letters) that move, rotate, scale, wobble, occlude each other in a fixed depth order and may
 leave the frame and come back or enter late. Labels are ids 1..K, identical across frames; a mask holds only the
-visible (unoccluded, in-frame) pixels of its object, so the ground truth is exact by construction.
+visible (unoccluded, in-frame) pixels of its object, so the ground truth is exact by construction. ``REAL_LOOK`` adds
+what real footage does to a tracker (camouflage, motion blur, unlabelled occluders, lighting change, camera shake, thin
+parts) through config options that are off by default.
 
 Everything random comes from one ``numpy.random.Generator`` seeded with the video's seed: the same seed and config give
 the same frames and masks. A video is planned up front (textures, shapes, per-frame poses: a few MB at most) and any
@@ -60,6 +62,15 @@ class SyntheticVideoConfig:
     camouflage_prob: float = 0.1  # chance an object is textured like the background (same source, recoloured a bit)
     min_visible_fraction: float = 0.4  # of an object's in-frame area, unoccluded at its first frame
     texture_source: Literal["mixed", "procedural"] = "mixed"  # "mixed" = scikit-image's bundled photos + procedural
+    # The "real-looking" options below are all off by default (the default look, and so the shipped model's training
+    # recipe and held-out set, stay bit-identical); ``REAL_LOOK`` turns them on. Their randomness comes from a second
+    # generator seeded with (seed, 16), so switching one on never changes what the default draws.
+    camouflage_change: tuple[float, float] = (0.15, 0.35)  # per-channel recolouring of a camouflaged object's texture
+    occluders: tuple[int, int] = (0, 0)  # inclusive range of unlabelled objects drawn in front, roaming across borders
+    motion_blur: float = 0.0  # exposure as a fraction of the frame interval: objects smear along their motion
+    lighting: float = 0.0  # log-amplitude of a global brightness swing plus a moving shading gradient
+    camera_shake: float = 0.0  # std of a per-frame jitter of the whole view (objects and background), x min(size)
+    thin_parts_prob: float = 0.0  # chance an object grows 2-5 thin limbs (legs, antennae, poles)
 
     def __post_init__(self) -> None:
         h, w = self.size
@@ -71,10 +82,17 @@ class SyntheticVideoConfig:
             (0 < self.object_radius[0] <= self.object_radius[1] <= 0.5,
              f"object_radius {self.object_radius} must be an ordered range within (0, 0.5]"),
             (0 <= self.speed[0] <= self.speed[1], f"speed {self.speed} must be an ordered range >= 0"),
+            (0 <= self.camouflage_change[0] <= self.camouflage_change[1] <= 1,
+             f"camouflage_change {self.camouflage_change} must be an ordered range within [0, 1]"),
+            (0 <= self.occluders[0] <= self.occluders[1] <= 16,
+             f"occluders {self.occluders} must be an ordered range within 0..16"),
+            (0 <= self.motion_blur <= 1, f"motion_blur must be within [0, 1], got {self.motion_blur}"),
+            (0 <= self.lighting <= 1, f"lighting must be within [0, 1], got {self.lighting}"),
+            (0 <= self.camera_shake <= 0.1, f"camera_shake must be within [0, 0.1], got {self.camera_shake}"),
             (self.texture_source in ("mixed", "procedural"),
              f"texture_source must be 'mixed' or 'procedural', got {self.texture_source!r}"),
         ]
-        for name in ("leave_prob", "late_entry_prob", "camouflage_prob", "min_visible_fraction"):
+        for name in ("leave_prob", "late_entry_prob", "camouflage_prob", "min_visible_fraction", "thin_parts_prob"):
             value = getattr(self, name)
             checks.append((0 <= value <= 1, f"{name} must be within [0, 1], got {value}"))
         for ok, message in checks:
@@ -175,9 +193,9 @@ class _TextureFamily:
         channel_order = rng.permutation(3) if rng.random() < 0.3 else np.arange(3)
         return _TextureFamily(kind, photo_index, ramp, gains, channel_order, max(3.0, unit * rng.uniform(0.02, 0.08)))
 
-    def variant(self, rng: np.random.Generator) -> "_TextureFamily":
-        """The same kind and source, recoloured by 15-35 % per channel: alike, but still tellable apart."""
-        change = 1 + rng.choice([-1, 1], 3) * rng.uniform(0.15, 0.35, 3)
+    def variant(self, rng: np.random.Generator, change: tuple[float, float] = (0.15, 0.35)) -> "_TextureFamily":
+        """The same kind and source, recoloured by ``change`` (15-35 %: alike, but still tellable apart) per channel."""
+        change = 1 + rng.choice([-1, 1], 3) * rng.uniform(*change, 3)
         return replace(self, ramp=np.clip(self.ramp * change, 0, 255).astype(np.uint8), gains=self.gains * change)
 
     def sample(self, rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -263,6 +281,38 @@ def _draw_outline(rng: np.random.Generator) -> list[np.ndarray]:
     centre = (points.min(0) + points.max(0)) / 2
     reach = np.linalg.norm(points - centre, axis=1).max()
     return [(c - centre) / reach for c in contours]
+
+
+def _with_thin_parts(rng: np.random.Generator, contours: list[np.ndarray]) -> list[np.ndarray]:
+    """The unit outline ``contours`` with 2-5 thin limbs (3-7 % of the radius wide, reaching 1.3-2 radii out, bent
+    once) grown from inside the body, as the contours of their union; centred, farthest point at 1 again."""
+    size, scale = 512, 100.0
+    canvas = np.zeros((size, size), np.uint8)
+    cv2.fillPoly(canvas, [np.round((c * scale + size / 2) * 16).astype(np.int32) for c in contours], 255,
+                 cv2.LINE_8, shift=4)
+    for _ in range(int(rng.integers(2, 6))):
+        angle, bend = rng.uniform(0, 2 * np.pi), rng.uniform(-0.5, 0.5)
+        reach, width = rng.uniform(1.3, 2.0), max(2, round(scale * rng.uniform(0.03, 0.07)))
+        joints = [0.4, (0.4 + reach) / 2, reach]
+        angles = [angle, angle, angle + bend]
+        points = [(size / 2 + scale * r * np.cos(a), size / 2 + scale * r * np.sin(a)) for r, a in zip(joints, angles)]
+        for a, b in zip(points, points[1:]):
+            cv2.line(canvas, tuple(int(round(v)) for v in a), tuple(int(round(v)) for v in b), 255, width)
+    found, _ = cv2.findContours(canvas, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    grown = [c[:, 0, :].astype(np.float64) for c in found if len(c) >= 3]
+    points = np.concatenate(grown)
+    centre = (points.min(0) + points.max(0)) / 2
+    reach = np.linalg.norm(points - centre, axis=1).max()
+    return [(c - centre) / reach for c in grown]
+
+
+def _line_kernel(smear: np.ndarray) -> np.ndarray:
+    """A normalised (k, k) float32 kernel: a line of length |``smear``| px along (dx, dy), centred."""
+    k = 2 * int(np.ceil(np.abs(smear).max() / 2)) + 1
+    kernel = np.zeros((k, k), np.float32)
+    a, b = (np.round((k / 2 - 0.5 + sign * smear / 2) * 16).astype(int) for sign in (-1, 1))
+    cv2.line(kernel, tuple(int(v) for v in a), tuple(int(v) for v in b), 1.0, 1, cv2.LINE_AA, shift=4)
+    return kernel / kernel.sum()
 
 
 # ------------------------------------------------------------------------------------------------------------ objects
@@ -388,7 +438,7 @@ class SyntheticVideo:
             spin = rng.uniform(-max_spin, max_spin) + rng.normal(0, 0.05 * max_spin, config.num_frames).cumsum()
             angle = rng.uniform(0, 2 * np.pi) + np.cumsum(np.clip(spin, -max_spin, max_spin))
             camouflaged = rng.random() < config.camouflage_prob
-            family = (background_family.variant(rng) if camouflaged
+            family = (background_family.variant(rng, config.camouflage_change) if camouflaged
                       else _TextureFamily.draw(rng, config.texture_source, unit))
             side = int(np.clip(2 * (radius * aspect.clip(1)).max(), 16, 1024))
             wobble = (rng.uniform(0, config.deformation), int(rng.integers(2, 5)), rng.uniform(0.05, 0.2),
@@ -397,14 +447,34 @@ class SyntheticVideo:
                                    self.first_frames[k], np.stack([radius, angle, aspect], 1), np.empty(0)))
         objects = [objects[k] for k in rng.permutation(count)]
 
+        look = np.random.default_rng([seed, 16])  # the real-looking options' own randomness (see the config)
+        objects = [replace(obj, contours=_with_thin_parts(look, obj.contours)) if look.random() < config.thin_parts_prob
+                   else obj for obj in objects] if config.thin_parts_prob else objects
+        shift = self._shake(look)
+        occluders, occluder_radii = self._plan_occluders(look, background_family)
+        self._occluders: list[_Object] = []
+        self._lighting = (look.uniform(15, 60), look.uniform(0, 2 * np.pi), look.uniform(0, 2 * np.pi),
+                          look.uniform(-0.1, 0.1)) if config.lighting else None
+
         for _ in range(100):
-            centres = _simulate_paths(rng, config, radii * np.exp(config.scale_amplitude), first_frames)
+            centres = _simulate_paths(rng, config, radii * np.exp(config.scale_amplitude), first_frames) - shift
             self._objects_back_to_front = [replace(obj, centres=centres[:, obj.label - 1]) for obj in objects]
             if self._entries_visible():
                 break
         else:
             raise InputError(f"synthetic video seed {seed}: could not place {count} objects visibly in "
                              f"{config.size}; use fewer or smaller objects")
+        # occluders are placed afterwards, so the objects move the same with or without them
+        roaming = replace(config, leave_prob=1.0)
+        for _ in range(100 if occluders else 0):
+            paths = _simulate_paths(look, roaming, occluder_radii, np.zeros(len(occluders), int)) - shift
+            self._occluders = [replace(obj, centres=paths[:, k]) for k, obj in enumerate(occluders)]
+            if self._entries_visible():
+                break
+        else:
+            if occluders:
+                raise InputError(f"synthetic video seed {seed}: could not place {len(occluders)} occluders without "
+                                 "hiding an object's entry; use fewer or smaller occluders")
 
     @property
     def num_objects(self) -> int:
@@ -426,6 +496,34 @@ class SyntheticVideo:
         h, w = self.config.size
         x, y = self._pan[t]
         return self._background[y:y + h, x:x + w].copy()
+
+    def _shake(self, look: np.random.Generator) -> np.ndarray:
+        """Camera shake: (T, 1, 2) px the whole view moved by at each frame. The background crop (``_pan``) moves by
+        an integer jitter (kept inside the overscan) and the objects' centres by the same amount, the other way."""
+        if not self.config.camera_shake:
+            return np.zeros((1, 1, 2))
+        jitter = np.round(look.normal(0, self.config.camera_shake * min(self.config.size), self._pan.shape))
+        shaken = np.clip(self._pan + jitter.astype(int), 0, 2 * self._margin)
+        moved, self._pan = shaken - self._pan, shaken
+        return moved[:, None, :].astype(float)
+
+    def _plan_occluders(self, look: np.random.Generator, background: "_TextureFamily"
+                        ) -> tuple[list[_Object], np.ndarray]:
+        """Unlabelled objects (label 0: they hide what they cover) drawn in front of every labelled one, their paths
+        still to be simulated; one in three is textured like the background. Returns them and their radii in px."""
+        config, unit = self.config, min(self.config.size)
+        count = int(look.integers(config.occluders[0], config.occluders[1] + 1))
+        frames = np.arange(config.num_frames)
+        occluders, radii = [], look.uniform(*config.object_radius, count) * unit
+        for radius in radii:
+            family = (background.variant(look, config.camouflage_change) if look.random() < 1 / 3
+                      else _TextureFamily.draw(look, config.texture_source, unit))
+            form = np.stack([radius * _oscillation(look, 0.1, frames), look.uniform(0, 2 * np.pi) +
+                             np.deg2rad(look.uniform(-1, 1)) * frames, _oscillation(look, 0.3, frames)], 1)
+            side = int(np.clip(2 * (form[:, 0] * form[:, 2].clip(1)).max(), 16, 1024))
+            occluders.append(_Object(0, _draw_outline(look), family.sample(look, side, side), (0.0, 2, 0.0, 0.0), 0,
+                                     form, np.empty(0)))
+        return occluders, radii * np.exp(0.1)
 
     def _simulate_pan(self, rng: np.random.Generator) -> np.ndarray:
         """Integer crop offsets (T, 2) (x, y): a slow smooth drift bouncing inside the overscan margin."""
@@ -452,8 +550,9 @@ class SyntheticVideo:
         return True
 
     def _render(self, t: int, draw_image: bool) -> tuple[np.ndarray | None, np.ndarray, dict[int, int]]:
-        """Painter's algorithm, back to front. Returns the image (or None), the labels, and each object's in-frame
-        pixel count before occlusion. An object owns a pixel where its anti-aliased coverage is >= 1/2."""
+        """Painter's algorithm, back to front, unlabelled occluders last. Returns the image (or None), the labels,
+        and each object's in-frame pixel count before occlusion. An object owns a pixel where its anti-aliased
+        coverage is >= 1/2; with motion blur its colour smears beyond that, its label does not."""
         if not 0 <= t < len(self):
             raise IndexError(f"frame {t} out of range for a {len(self)}-frame synthetic video")
         h, w = self.config.size
@@ -461,32 +560,69 @@ class SyntheticVideo:
         labels = np.zeros((h, w), np.uint8)
         drawn: dict[int, int] = {}
         for obj in self._objects_back_to_front:
-            if t < obj.first_frame:
-                continue
-            linear, centre = obj.placement(t)
-            outline = [contour @ linear.T + centre for contour in obj.outline_at(t)]
-            points = np.concatenate(outline)
-            x0, y0 = np.maximum(np.floor(points.min(0)).astype(int) - 1, 0)
-            x1, y1 = np.minimum(np.ceil(points.max(0)).astype(int) + 2, (w, h))
-            if x1 <= x0 or y1 <= y0:
-                drawn[obj.label] = 0
-                continue
-            coverage = np.zeros((y1 - y0, x1 - x0), np.uint8)
-            fixed_point = [np.round((c - (x0, y0)) * 16).astype(np.int32) for c in outline]
-            cv2.fillPoly(coverage, fixed_point, 255, cv2.LINE_AA, shift=4)
-            owned = coverage >= 128
-            drawn[obj.label] = int(owned.sum())
-            labels[y0:y1, x0:x1][owned] = obj.label
-            if draw_image:
-                side = obj.texture.shape[0]
-                # texture pixel q -> unit coords (2q + 1) / side - 1 -> frame px -> crop px
-                offset = linear @ np.full(2, 1 / side - 1) + centre - (x0, y0)
-                to_crop = np.hstack([linear * (2 / side), offset[:, None]])
-                texture = cv2.warpAffine(obj.texture, to_crop, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
-                                         borderMode=cv2.BORDER_REFLECT)
-                alpha = coverage.astype(np.float32) * (1 / 255)
-                image[y0:y1, x0:x1] = cv2.blendLinear(texture, image[y0:y1, x0:x1], alpha, 1 - alpha)
+            if t >= obj.first_frame:
+                drawn[obj.label] = self._draw(obj, t, image, labels)
+        for occluder in self._occluders:
+            self._draw(occluder, t, image, labels)
+        if image is not None and self._lighting is not None:
+            image = self._lit(image, t)
         return image, labels, drawn
+
+    def _draw(self, obj: _Object, t: int, image: np.ndarray | None, labels: np.ndarray) -> int:
+        """Draw ``obj`` at frame t into (H, W) ``labels`` and (H, W, 3) ``image`` (unless None), in place; returns
+        its in-frame pixel count."""
+        h, w = self.config.size
+        linear, centre = obj.placement(t)
+        outline = [contour @ linear.T + centre for contour in obj.outline_at(t)]
+        points = np.concatenate(outline)
+        smear = self._smear(obj, t) if image is not None else None
+        pad = 0 if smear is None else int(np.ceil(np.abs(smear).max() / 2)) + 1
+        x0, y0 = np.maximum(np.floor(points.min(0)).astype(int) - 1 - pad, 0)
+        x1, y1 = np.minimum(np.ceil(points.max(0)).astype(int) + 2 + pad, (w, h))
+        if x1 <= x0 or y1 <= y0:
+            return 0
+        coverage = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        fixed_point = [np.round((c - (x0, y0)) * 16).astype(np.int32) for c in outline]
+        cv2.fillPoly(coverage, fixed_point, 255, cv2.LINE_AA, shift=4)
+        owned = coverage >= 128
+        labels[y0:y1, x0:x1][owned] = obj.label
+        if image is not None:
+            side = obj.texture.shape[0]
+            # texture pixel q -> unit coords (2q + 1) / side - 1 -> frame px -> crop px
+            offset = linear @ np.full(2, 1 / side - 1) + centre - (x0, y0)
+            to_crop = np.hstack([linear * (2 / side), offset[:, None]])
+            texture = cv2.warpAffine(obj.texture, to_crop, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
+                                     borderMode=cv2.BORDER_REFLECT)
+            alpha = coverage.astype(np.float32) * (1 / 255)
+            if smear is None:
+                image[y0:y1, x0:x1] = cv2.blendLinear(texture, image[y0:y1, x0:x1], alpha, 1 - alpha)
+            else:  # premultiplied colour and coverage smeared along the motion
+                kernel = _line_kernel(smear)
+                alpha = cv2.filter2D(alpha, -1, kernel, borderType=cv2.BORDER_CONSTANT)
+                colour = cv2.filter2D(texture * (coverage[..., None] * (1 / 255)).astype(np.float32), -1, kernel,
+                                      borderType=cv2.BORDER_CONSTANT)
+                blended = colour + image[y0:y1, x0:x1] * (1 - alpha)[..., None]
+                image[y0:y1, x0:x1] = np.clip(np.round(blended), 0, 255).astype(np.uint8)
+        return int(owned.sum())
+
+    def _smear(self, obj: _Object, t: int) -> np.ndarray | None:
+        """(2,) px an object moves during the exposure of frame t (``motion_blur`` x its motion per frame), None when
+        under a pixel."""
+        if not self.config.motion_blur or self.config.num_frames < 2:
+            return None
+        step = obj.centres[max(t, 1)] - obj.centres[max(t, 1) - 1]
+        smear = self.config.motion_blur * step
+        return smear if np.abs(smear).max() >= 1 else None
+
+    def _lit(self, image: np.ndarray, t: int) -> np.ndarray:
+        """``image`` under frame t's lighting: a global brightness swing and a slowly turning shading gradient."""
+        period, phase, direction, turn = self._lighting
+        h, w = self.config.size
+        gain = np.exp(self.config.lighting * np.sin(2 * np.pi * t / period + phase))
+        angle = direction + turn * t
+        x, y = np.meshgrid(np.linspace(-0.5, 0.5, w, dtype=np.float32), np.linspace(-0.5, 0.5, h, dtype=np.float32))
+        shade = gain * (1 + self.config.lighting * 2 * (x * np.cos(angle) + y * np.sin(angle)))
+        return np.clip(image * shade[..., None], 0, 255).astype(np.uint8)
 
 
 # ------------------------------------------------------------------------------------------------------ DAVIS writer
@@ -498,6 +634,14 @@ def _save_frame(image_path: Path, mask_path: Path, image: np.ndarray, labels: np
     mask = Image.fromarray(labels, mode="P")
     mask.putpalette(davis_palette().ravel().tolist())
     atomic_write(mask_path, lambda file: mask.save(file, format="PNG"))
+
+
+#: The "real-looking" validation look (issue 16): what real footage does to a tracker and the default look does not -
+#: camouflage (object textures drawn from the background's, barely recoloured), fast motion with motion blur, objects
+#: roaming out of the frame, unlabelled occluders crossing in front, lighting change, camera shake and thin parts.
+REAL_LOOK = SyntheticVideoConfig(num_frames=25, num_objects=(1, 2), speed=(0.01, 0.035), leave_prob=0.4,
+                                 camouflage_prob=0.5, camouflage_change=(0.0, 0.12), occluders=(0, 2), motion_blur=0.7,
+                                 lighting=0.25, camera_shake=0.006, thin_parts_prob=0.3, camera_speed=0.006)
 
 
 def video_name(seed: int) -> str:
