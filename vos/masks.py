@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -115,7 +116,10 @@ def load_mask(mask: str | Path | np.ndarray, *, void: int | None = VOID_ID) -> t
 
 def object_ids_in(labels: np.ndarray) -> list[int]:
     """Sorted ids present in a (H, W) uint8 label map, background excluded."""
-    counts = np.bincount(labels.ravel(), minlength=256)
+    if not labels.size:
+        return []
+    # OpenCV's histogram counts uint8 directly (np.bincount first widens every pixel to int64: 8x the time)
+    counts = cv2.calcHist([np.ascontiguousarray(labels, np.uint8)], [0], None, [256], [0, 256]).ravel()
     return [int(i) for i in np.flatnonzero(counts[1:]) + 1]
 
 
