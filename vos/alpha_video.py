@@ -64,8 +64,8 @@ def alpha_codec(path: Path) -> AlphaCodec:
 
 class AlphaVideoWriter:
     """One video of all objects' matte: ``content="matte"`` (white = object; in .mov/.webm also the alpha) or
-    ``"cutout"`` (the frame's colours with the matte as straight alpha), drawn by ``mattes`` (shared with the other
-    alpha outputs; it carries its clean-up's feather).
+    ``"cutout"`` (the frame's colours with the matte as straight alpha). The matte is drawn by ``mattes`` (shared with
+    the other alpha outputs; it carries its clean-up's feather).
 
     An interrupted run leaves no video; an existing file is replaced only with ``overwrite``.
     """

@@ -49,8 +49,9 @@ class ExrWriter:
     """``out_dir/<video>.%04d.exr``: each frame's objects as half-float channels ``object_<id>`` (1 = object), and
     all objects together as ``A`` (the alpha that viewers and RGBA-only importers show).
 
-    Mattes are drawn by ``mattes`` (shared with the other alpha outputs; they carry its clean-up's feather). Every file has the same channels: ids known up front (``object_ids``) from the
-    first frame; an id first seen later is added, as an empty channel, to the files already written.
+    Mattes are drawn by ``mattes`` (shared with the other alpha outputs; they carry its clean-up's feather). Every
+    file has the same channels: ids known up front (``object_ids``) from the first frame; an id first seen later is
+    added, as an empty channel, to the files already written.
     """
 
     needs_frame = False

@@ -3,7 +3,8 @@
 ``MatteCleanup`` works on a frame's (H, W) uint8 map of user object ids, before any output sees it, in a fixed
 order: fill holes, drop specks, grow or shrink. Feathering is the one soft step: it applies only where a label map
 becomes an alpha matte (``MatteCleanup.alpha``), so label outputs (palette PNGs, COCO RLE, numpy) stay hard.
-All steps are OpenCV morphology, connected components and box filters over whole images.
+All steps are OpenCV morphology, connected components and box filters over whole images. ``Mattes`` computes each
+matte of a frame once for all the alpha outputs of a video.
 """
 
 from __future__ import annotations

@@ -119,10 +119,10 @@ class MatteSequenceWriter:
     ``out_dir/all/<video>_all.%04d.png`` for all objects together).
 
     ``content="matte"``: 8-bit greyscale, 255 = object. ``content="cutout"``: RGBA, the frame's colours with the
-    matte as straight (unpremultiplied) alpha, drawn by ``mattes`` (shared with the other alpha outputs; they carry its
-    clean-up's feather). ``object_ids`` known up front get
-    a sequence from the first frame; an id first seen later gets empty frames back-filled, so every sequence has every
-    frame. ``out_dir`` must be empty unless ``overwrite``.
+    matte as straight (unpremultiplied) alpha. Mattes are drawn by ``mattes`` (shared with the other alpha outputs;
+    they carry its clean-up's feather). ``object_ids`` known up front get a sequence from the first frame; an id first
+    seen later gets empty frames back-filled, so every sequence has every frame. ``out_dir`` must be empty unless
+    ``overwrite``.
     """
 
     def __init__(self, out_dir: str | Path, *, video: str, timeline: Timeline = Timeline(),
