@@ -285,7 +285,9 @@ def process_cpu_seconds() -> float:
 
 
 def bench_stages(args: argparse.Namespace, video: TestVideo) -> dict[str, float]:
-    """CPU ms per frame of each stage, run alone: decoding, the session (model, and the rest), each output format."""
+    """CPU ms per frame of each stage, run alone: decoding, the session (model, and the rest on the model's thread and
+    on the reader threads), each output format. Run with ``--threads 1`` (torch's worker threads would count as the
+    reader threads' otherwise)."""
     predictor, _ = build_predictor(args, args.config)
     config = PropagationConfig(context=args.context, mode="joint")
     stages = {}
@@ -301,11 +303,13 @@ def bench_stages(args: argparse.Namespace, video: TestVideo) -> dict[str, float]
         stages["model (the session's paint calls)"] = process_cpu_seconds() - start
     session = VideoSession(predictor, video.mp4, config)
     session.add_mask(0, video.mask)
-    start = process_cpu_seconds()
+    start, start_main = process_cpu_seconds(), time.thread_time()
     results = [(pred.labels, pred.frame) for pred in session.propagate("forward")]
-    stages["session besides decoding and the model (labels, upsampling, prompts, store, resizing)"] = (
-        process_cpu_seconds() - start - stages["decoding the H.264 mp4 (decord)"]
-        - stages["model (the session's paint calls)"])
+    main = time.thread_time() - start_main - stages["model (the session's paint calls)"]
+    stages["session, model's thread besides the model (painting -> labels, upsampling, ids, prompt batches)"] = main
+    stages["session, reader threads besides decoding (resizing frames for the model, re-seeking)"] = (
+        process_cpu_seconds() - start - main - stages["model (the session's paint calls)"]
+        - stages["decoding the H.264 mp4 (decord)"])
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-stages-") as out:
         spec = output_spec(args, Path(out))
         for fmt in spec.writers(video.mp4.stem, davis_palette(), session.fps, session.objects):
