@@ -115,7 +115,7 @@ def object_matte(labels: np.ndarray, object_id: int | None, cleanup: MatteCleanu
 
 
 #: uint8 alpha -> the bits of half float alpha / 255 (``cv2.LUT`` into uint16 costs a sixth of a numpy gather into
-#: float16, and a tenth of converting and dividing).
+#: float16 on a 480p matte).
 _HALF_BITS = (np.arange(256) / 255).astype(np.float16).view(np.uint16)
 
 

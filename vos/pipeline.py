@@ -89,8 +89,8 @@ class OutputSpec:
         timeline = self.timeline(fps)
         object_ids = sorted(set(object_ids) | set(self.object_names))
         shared = Mattes(self.cleanup)  # each matte computed once a frame for all alpha outputs
-        mattes = dict(video=video, timeline=timeline, object_ids=object_ids, names=self.object_names, mattes=shared,
-                      overwrite=self.overwrite)
+        sequence = dict(video=video, timeline=timeline, object_ids=object_ids, names=self.object_names, mattes=shared,
+                        overwrite=self.overwrite)
         out: list[FrameWriter] = []
         if self.masks is not None:
             out.append(PalettePngWriter(self.masks / video, palette=palette, only_frames=self.only_frames))
@@ -98,15 +98,15 @@ class OutputSpec:
             out.append(OverlayVideoWriter(self.overlay, fps=timeline.fps, palette=palette, style=self.overlay_style))
         if self.alpha is not None:
             out.append(MatteSequenceWriter(self.alpha / video, content="matte", combined=self.alpha_combined,
-                                           **mattes))
+                                           **sequence))
         if self.cutout is not None:
             out.append(MatteSequenceWriter(self.cutout / video, content="cutout", combined=self.alpha_combined,
-                                           **mattes))
+                                           **sequence))
         if self.alpha_video is not None:
             out.append(AlphaVideoWriter(self.alpha_video, timeline=timeline, content=self.alpha_video_content,
                                         mattes=shared, overwrite=self.overwrite))
         if self.exr is not None:
-            out.append(ExrWriter(self.exr / video, **mattes))
+            out.append(ExrWriter(self.exr / video, **sequence))
         if self.rle is not None:
             out.append(CocoRleWriter(self.rle, video=video))
         if self.numpy is not None:
