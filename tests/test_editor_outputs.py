@@ -18,7 +18,7 @@ from PIL import Image
 from seggpt_core.errors import InputError
 from vos.cli import main
 from vos.exr import read_exr_channels
-from vos.mattes import MatteCleanup
+from vos.mattes import MatteCleanup, object_matte
 from vos.pipeline import OutputSpec
 from vos.readers import VideoFileSource, exact_fps
 
@@ -136,6 +136,30 @@ def test_cleanup_runs_before_every_output(tmp_path):
               None, frames)
     assert png(tmp_path / "labels/clip/00000.png")[1][0, 31] == 0
     assert png(tmp_path / "alpha/clip/object_9/clip_object_9.0000.png")[1][0, 31] == 0
+
+
+def test_alpha_outputs_written_together_share_each_frames_mattes(tmp_path):
+    """Matte PNGs, cut-outs, EXR channels and the alpha video draw one shared set of (feathered) mattes per frame;
+    each output still holds its own objects' mattes, frame by frame."""
+    cleanup = MatteCleanup(feather=3)
+    frames, rgbs = label_frames(), rgb_frames()
+    spec = OutputSpec(alpha=tmp_path / "alpha", alpha_combined=True, cutout=tmp_path / "cutout",
+                      alpha_video=tmp_path / "clip.mkv", exr=tmp_path / "exr", cleanup=cleanup)
+    shared = {id(w.mattes) for w in spec.writers("other", None, None)}
+    assert len(shared) == 1
+    write_all(spec, None, frames, rgbs)
+    video = ffmpeg_decode(tmp_path / "clip.mkv", "gray", alpha=False).reshape(-1, 24, 32)
+    for i, labels in enumerate(frames):
+        channels = read_exr_channels(tmp_path / f"exr/clip/clip.{i:04d}.exr")
+        for object_id, folder in ((2, "object_2"), (9, "object_9"), (40, "object_40"), (None, "all")):
+            matte = object_matte(labels, object_id, cleanup)
+            np.testing.assert_array_equal(png(tmp_path / f"alpha/clip/{folder}/clip_{folder}.{i:04d}.png")[1], matte)
+            rgba = png(tmp_path / f"cutout/clip/{folder}/clip_{folder}.{i:04d}.png")[1]
+            np.testing.assert_array_equal(rgba[..., 3], matte)
+            np.testing.assert_array_equal(rgba[..., :3][matte > 0], rgbs[i][matte > 0])  # (late ids: back-filled)
+            channel = channels["A" if object_id is None else f"object_{object_id}"]
+            np.testing.assert_array_equal(channel, (matte / 255).astype(np.float16))
+        np.testing.assert_array_equal(video[i], object_matte(labels, None, cleanup))
 
 
 # --- EXR --------------------------------------------------------------------------------------------------------------

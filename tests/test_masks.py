@@ -232,3 +232,24 @@ def test_remove_repacks_slots():
     np.testing.assert_array_equal(ids.to_slots(np.array([[2, 9, 0]], np.uint8)), [[1, 2, 0]])
     with pytest.raises(InputError):
         ids.to_slots(np.array([[5]], np.uint8))
+
+
+def test_object_ids_in_agrees_with_numpy_unique():
+    rng = np.random.default_rng(3)
+    dense = rng.integers(0, 256, (480, 854), dtype=np.uint8)
+    sparse = np.zeros((480, 854), np.uint8)
+    sparse[rng.integers(0, 480, 5), rng.integers(0, 854, 5)] = [1, 17, 17, 200, 255]
+    for labels in (dense, sparse, dense[::3, 1::2], sparse.T, np.zeros((4, 4), np.uint8), np.zeros((0, 3), np.uint8)):
+        assert object_ids_in(labels) == [int(i) for i in np.unique(labels) if i != 0]
+
+
+def test_to_ids_on_frames_of_any_shape_matches_a_table_lookup():
+    ids = ObjectIds([3, 7, 200, 5])
+    table = np.array([0, *ids.ids], np.uint8)
+    rng = np.random.default_rng(1)
+    for shape in ((480, 854), (2, 64, 64), (7,), (0, 4)):
+        slots = rng.integers(0, 5, shape)
+        for dtype in (np.uint8, np.int64):
+            out = ids.to_ids(slots.astype(dtype))
+            assert out.dtype == np.uint8 and out.shape == shape
+            np.testing.assert_array_equal(out, table[slots])

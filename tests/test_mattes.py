@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 
 from seggpt_core.errors import InputError
-from vos.mattes import MatteCleanup, cutout, object_matte
+from vos.mattes import Mattes, MatteCleanup, cutout, object_matte
 
 
 def disk(radius: int) -> np.ndarray:
@@ -97,6 +97,31 @@ def test_feather_is_a_ramp_centred_on_the_edge():
     assert (np.diff(row) >= 0).all()
     assert row[:16].max() == 0 and row[24:].min() == 255  # the ramp spans 8 pixels across the edge
     assert ((row >= 128) == (labels[10] == 1)).all()  # still on the right side of 0.5
+
+
+def test_mattes_are_computed_once_a_frame_and_equal_the_direct_ones():
+    cleanup = MatteCleanup(feather=9)
+    mattes = Mattes(cleanup)
+    first = np.zeros((30, 40), np.uint8)
+    square(first, 2, 3, 3, 12)
+    square(first, 9, 15, 20, 10)
+    alpha = mattes.alpha(0, first, 2)
+    np.testing.assert_array_equal(alpha, object_matte(first, 2, cleanup))
+    assert mattes.alpha(0, first, 2) is alpha  # the second output of the frame gets the same array
+    np.testing.assert_array_equal(mattes.alpha(0, first, None), object_matte(first, None, cleanup))
+    assert mattes.ids(0, first) == [2, 9]
+    half = mattes.half(0, first, 2)
+    assert half.dtype == np.float16 and len(np.unique(alpha)) > 10  # the feather's ramp: many levels
+    np.testing.assert_array_equal(half, (alpha / 255).astype(np.float16))
+    assert mattes.half(0, first, 2) is half
+
+    second = np.zeros_like(first)
+    square(second, 2, 10, 10, 5)
+    np.testing.assert_array_equal(mattes.alpha(1, second, 2), object_matte(second, 2, cleanup))
+    assert mattes.ids(1, second) == [2]
+    rewritten = first.copy()  # the same frame index again, other labels (a writer reused): computed afresh
+    rewritten[:] = 0
+    assert mattes.ids(0, rewritten) == [] and not mattes.alpha(0, rewritten, 2).any()
 
 
 def test_cutout_is_straight_alpha():

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import decord
@@ -262,6 +263,35 @@ def test_close_flushes_everything_queued(tmp_path):
     assert len(completed_frames(tmp_path)) == 40
     with pytest.raises(RuntimeError, match="closed"):
         writer.put(41, "x", label_frames(1)[0])
+
+
+class Priorities:
+    """Records the nice value of the thread that writes, and of a process it starts (as the ffmpeg encoders are)."""
+
+    needs_frame = False
+
+    def write(self, index, name, labels, frame):
+        self.thread = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        child = subprocess.run([sys.executable, "-c", "import os; print(os.getpriority(os.PRIO_PROCESS, 0))"],
+                               capture_output=True, text=True, check=True)
+        self.child = int(child.stdout)
+
+    def close(self, complete=True):
+        pass
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priorities are Linux's")
+@pytest.mark.parametrize("nice", [0, 10])
+def test_writer_thread_and_its_encoders_run_at_a_lower_priority(nice):
+    caller = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    recorder = Priorities()
+    with AsyncWriter([recorder], nice=nice) as writer:
+        writer.put(0, "00000", label_frames(1)[0])
+    expected = min(caller + nice, 19)
+    assert (recorder.thread, recorder.child) == (expected, expected)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == caller  # the caller's own is untouched
+    with pytest.raises(ValueError, match="nice must be >= 0"):
+        AsyncWriter([recorder], nice=-1)
 
 
 def test_overlay_needs_the_frame(tmp_path):

@@ -18,7 +18,7 @@ import numpy as np
 from seggpt_core.atomic import remove_stale_temps, temp_path
 from seggpt_core.errors import InputError
 
-from .mattes import MatteCleanup, cutout, object_matte
+from .mattes import Mattes, cutout
 from .sequences import MatteContent, Timeline
 from .writers import finish_encoder
 
@@ -64,13 +64,14 @@ def alpha_codec(path: Path) -> AlphaCodec:
 
 class AlphaVideoWriter:
     """One video of all objects' matte: ``content="matte"`` (white = object; in .mov/.webm also the alpha) or
-    ``"cutout"`` (the frame's colours with the matte as straight alpha). Mattes carry ``cleanup``'s feather.
+    ``"cutout"`` (the frame's colours with the matte as straight alpha). The matte is drawn by ``mattes`` (shared with
+    the other alpha outputs; it carries its clean-up's feather).
 
     An interrupted run leaves no video; an existing file is replaced only with ``overwrite``.
     """
 
     def __init__(self, path: str | Path, *, timeline: Timeline = Timeline(), content: MatteContent = "matte",
-                 cleanup: MatteCleanup = MatteCleanup(), overwrite: bool = False):
+                 mattes: Mattes | None = None, overwrite: bool = False):
         self.path = Path(path)
         self.codec = alpha_codec(self.path)
         if content not in ("matte", "cutout"):
@@ -80,7 +81,7 @@ class AlphaVideoWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temps(self.path.parent, self.path.suffix, self.path.stem)
         self.fps: Fraction = timeline.fps
-        self.content, self.cleanup = content, cleanup
+        self.content, self.mattes = content, mattes or Mattes()
         self.needs_frame = content == "cutout"
         self.frames = 0
         self._tmp: Path | None = None
@@ -97,9 +98,9 @@ class AlphaVideoWriter:
             output_params=list(self.codec.options))
         self._encoder.send(None)
 
-    def pixels(self, labels: np.ndarray, frame: np.ndarray | None) -> np.ndarray:
-        """What is sent for one frame: (H, W) grey, (H, W, 2) grey + alpha or (H, W, 4) RGBA, uint8."""
-        alpha = object_matte(labels, None, self.cleanup)
+    def pixels(self, index: int, labels: np.ndarray, frame: np.ndarray | None) -> np.ndarray:
+        """What is sent for frame ``index``: (H, W) grey, (H, W, 2) grey + alpha or (H, W, 4) RGBA, uint8."""
+        alpha = self.mattes.alpha(index, labels, None)
         if self.content == "cutout":
             return cutout(frame, alpha)
         if self.codec.input_pix_fmt("matte") == "gray":
@@ -112,7 +113,7 @@ class AlphaVideoWriter:
                                f"{self.frames} frames")
         if self._encoder is None:
             self._start(*labels.shape)
-        self._encoder.send(np.ascontiguousarray(self.pixels(labels, frame)))
+        self._encoder.send(np.ascontiguousarray(self.pixels(index, labels, frame)))
         self.frames += 1
 
     def close(self, complete: bool = True) -> None:

@@ -14,16 +14,12 @@ import numpy as np
 
 from seggpt_core.atomic import atomic_path
 
-from .masks import object_ids_in
-from .mattes import MatteCleanup, object_matte
+from .mattes import Mattes
 from .sequences import NumberedFiles, Timeline, claim_folder, objects_entry
 
 
 #: The channel with all objects together.
 ALL_OBJECTS = "A"
-
-#: uint8 alpha -> half float 0..1 (a lookup costs a sixth of converting and dividing).
-_HALF = (np.arange(256) / 255).astype(np.float16)
 
 
 def channel_name(object_id: int) -> str:
@@ -53,27 +49,25 @@ class ExrWriter:
     """``out_dir/<video>.%04d.exr``: each frame's objects as half-float channels ``object_<id>`` (1 = object), and
     all objects together as ``A`` (the alpha that viewers and RGBA-only importers show).
 
-    Mattes carry ``cleanup``'s feather. Every file has the same channels: ids known up front (``object_ids``) from the
-    first frame; an id first seen later is added, as an empty channel, to the files already written.
+    Mattes are drawn by ``mattes`` (shared with the other alpha outputs; they carry its clean-up's feather). Every
+    file has the same channels: ids known up front (``object_ids``) from the first frame; an id first seen later is
+    added, as an empty channel, to the files already written.
     """
 
     needs_frame = False
 
     def __init__(self, out_dir: str | Path, *, video: str, timeline: Timeline = Timeline(),
                  object_ids: Iterable[int] = (), names: Mapping[int, str] | None = None,
-                 cleanup: MatteCleanup = MatteCleanup(), overwrite: bool = False):
+                 mattes: Mattes | None = None, overwrite: bool = False):
         self.out_dir = Path(out_dir)
         claim_folder(self.out_dir, overwrite, "--exr")
         self.files = NumberedFiles(self.out_dir, video, ".exr")
         self.files.start()
-        self.video, self.timeline, self.cleanup = video, timeline, cleanup
+        self.video, self.timeline, self.mattes = video, timeline, mattes or Mattes()
         self.names = dict(names or {})
         self.object_ids: list[int] = sorted({int(i) for i in object_ids})
         self.frames = 0
         self._size: tuple[int, int] | None = None
-
-    def _matte(self, labels: np.ndarray, object_id: int | None) -> np.ndarray:
-        return _HALF[object_matte(labels, object_id, self.cleanup)]
 
     def _add_to_written(self, object_id: int) -> None:
         """Give the files written so far an empty channel for ``object_id``."""
@@ -87,12 +81,12 @@ class ExrWriter:
             raise RuntimeError(f"{self.out_dir}: EXR sequences need frames in index order, got frame {index} after "
                                f"{self.frames} frames")
         self._size = labels.shape
-        for object_id in object_ids_in(labels):
+        for object_id in self.mattes.ids(index, labels):
             if object_id not in self.object_ids:
                 self._add_to_written(object_id)
                 self.object_ids = sorted(self.object_ids + [object_id])
-        channels = {channel_name(i): self._matte(labels, i) for i in self.object_ids}
-        channels[ALL_OBJECTS] = self._matte(labels, None)
+        channels = {channel_name(i): self.mattes.half(index, labels, i) for i in self.object_ids}
+        channels[ALL_OBJECTS] = self.mattes.half(index, labels, None)
         write_exr(self.files.path(self.timeline.number(index)), channels, self.timeline)
         self.frames += 1
 
@@ -103,4 +97,4 @@ class ExrWriter:
         self.files.write_sidecar({
             "content": "matte channels (half float, 1 = object; A = all objects)", **self.timeline.describe(),
             "frame_count": self.frames, "width": width, "height": height, "video": self.video,
-            "objects": objects_entry(self.object_ids, self.names), "feather": self.cleanup.feather})
+            "objects": objects_entry(self.object_ids, self.names), "feather": self.mattes.cleanup.feather})

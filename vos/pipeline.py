@@ -19,7 +19,7 @@ from seggpt_core.predictor import SegGPTPredictor
 from .alpha_video import AlphaVideoWriter, alpha_codec
 from .config import Direction, PropagationConfig
 from .exr import ExrWriter
-from .mattes import MatteCleanup
+from .mattes import MatteCleanup, Mattes
 from .readers import FrameSource, exact_fps
 from .sequences import DEFAULT_FPS, MatteContent, MatteSequenceWriter, Timeline
 from .session import VideoSession
@@ -88,8 +88,9 @@ class OutputSpec:
         """The output formats for ``video``; folders and files are checked (and claimed) here, before any work."""
         timeline = self.timeline(fps)
         object_ids = sorted(set(object_ids) | set(self.object_names))
-        mattes = dict(video=video, timeline=timeline, object_ids=object_ids, names=self.object_names,
-                      cleanup=self.cleanup, overwrite=self.overwrite)
+        shared = Mattes(self.cleanup)  # each matte computed once a frame for all alpha outputs
+        sequence = dict(video=video, timeline=timeline, object_ids=object_ids, names=self.object_names, mattes=shared,
+                        overwrite=self.overwrite)
         out: list[FrameWriter] = []
         if self.masks is not None:
             out.append(PalettePngWriter(self.masks / video, palette=palette, only_frames=self.only_frames))
@@ -97,15 +98,15 @@ class OutputSpec:
             out.append(OverlayVideoWriter(self.overlay, fps=timeline.fps, palette=palette, style=self.overlay_style))
         if self.alpha is not None:
             out.append(MatteSequenceWriter(self.alpha / video, content="matte", combined=self.alpha_combined,
-                                           **mattes))
+                                           **sequence))
         if self.cutout is not None:
             out.append(MatteSequenceWriter(self.cutout / video, content="cutout", combined=self.alpha_combined,
-                                           **mattes))
+                                           **sequence))
         if self.alpha_video is not None:
             out.append(AlphaVideoWriter(self.alpha_video, timeline=timeline, content=self.alpha_video_content,
-                                        cleanup=self.cleanup, overwrite=self.overwrite))
+                                        mattes=shared, overwrite=self.overwrite))
         if self.exr is not None:
-            out.append(ExrWriter(self.exr / video, **mattes))
+            out.append(ExrWriter(self.exr / video, **sequence))
         if self.rle is not None:
             out.append(CocoRleWriter(self.rle, video=video))
         if self.numpy is not None:

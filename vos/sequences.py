@@ -24,8 +24,7 @@ from PIL import Image
 from seggpt_core.atomic import atomic_write, remove_stale_temps
 from seggpt_core.errors import InputError
 
-from .masks import object_ids_in
-from .mattes import MatteCleanup, cutout, object_matte
+from .mattes import Mattes, cutout
 
 #: Frame rate of outputs whose input has none (frame folders, live streams) unless told otherwise.
 DEFAULT_FPS = Fraction(24)
@@ -120,15 +119,16 @@ class MatteSequenceWriter:
     ``out_dir/all/<video>_all.%04d.png`` for all objects together).
 
     ``content="matte"``: 8-bit greyscale, 255 = object. ``content="cutout"``: RGBA, the frame's colours with the
-    matte as straight (unpremultiplied) alpha. Mattes carry ``cleanup``'s feather. ``object_ids`` known up front get
-    a sequence from the first frame; an id first seen later gets empty frames back-filled, so every sequence has every
-    frame. ``out_dir`` must be empty unless ``overwrite``.
+    matte as straight (unpremultiplied) alpha. Mattes are drawn by ``mattes`` (shared with the other alpha outputs;
+    they carry its clean-up's feather). ``object_ids`` known up front get a sequence from the first frame; an id first
+    seen later gets empty frames back-filled, so every sequence has every frame. ``out_dir`` must be empty unless
+    ``overwrite``.
     """
 
     def __init__(self, out_dir: str | Path, *, video: str, timeline: Timeline = Timeline(),
                  content: MatteContent = "matte", combined: bool = False, object_ids: Iterable[int] = (),
-                 names: Mapping[int, str] | None = None, cleanup: MatteCleanup = MatteCleanup(),
-                 overwrite: bool = False, compress_level: int = 1):
+                 names: Mapping[int, str] | None = None, mattes: Mattes | None = None, overwrite: bool = False,
+                 compress_level: int = 1):
         if content not in ("matte", "cutout"):
             raise InputError(f"matte content must be 'matte' or 'cutout', got {content!r}")
         self.out_dir = Path(out_dir)
@@ -136,7 +136,7 @@ class MatteSequenceWriter:
         self.needs_frame = content == "cutout"
         self.video, self.timeline, self.content = video, timeline, content
         self.names = dict(names or {})
-        self.cleanup, self.compress_level = cleanup, compress_level
+        self.mattes, self.compress_level = mattes or Mattes(), compress_level
         self.combined = combined
         self.sequences: dict[int | None, NumberedFiles] = {}  #: object id (None = all objects) -> its files
         self.frames = 0
@@ -159,13 +159,13 @@ class MatteSequenceWriter:
                                f"{self.frames} frames")
         self._size = labels.shape
         wanted = [None] if self.combined else []
-        for object_id in wanted + sorted(set(self._pending) | set(object_ids_in(labels))):
+        for object_id in wanted + sorted(set(self._pending) | set(self.mattes.ids(index, labels))):
             if object_id not in self.sequences:
                 self._start(object_id)
         self._pending = []
         number = self.timeline.number(index)
         for object_id, files in self.sequences.items():
-            alpha = object_matte(labels, object_id, self.cleanup)
+            alpha = self.mattes.alpha(index, labels, object_id)
             save_png(files.path(number), cutout(frame, alpha) if self.needs_frame else alpha, self.compress_level)
         self.frames += 1
 
@@ -178,4 +178,4 @@ class MatteSequenceWriter:
             files.write_sidecar({
                 "content": self.content, "alpha": "straight" if self.needs_frame else "luminance (255 = object)",
                 **self.timeline.describe(), "frame_count": self.frames, "width": width, "height": height,
-                "video": self.video, "objects": objects_entry(ids, self.names), "feather": self.cleanup.feather})
+                "video": self.video, "objects": objects_entry(ids, self.names), "feather": self.mattes.cleanup.feather})

@@ -21,6 +21,7 @@ import io
 import json
 import os
 import queue
+import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from fractions import Fraction
@@ -331,6 +332,11 @@ class AsyncWriter:
     ``cleanup`` (a ``vos.mattes.MatteCleanup``, or any (H, W) uint8 ids -> ids function) runs on the labels on this
     thread before every format sees them.
 
+    ``nice``: how much lower the thread's scheduling priority is than the caller's (Linux, where priority is per
+    thread; the encoder processes it starts, ffmpeg, inherit it). Writing is background work: when the model's thread
+    and the writing want the same core, the model should get it, and the writing catches up while the model waits on
+    its next frame; only a full queue makes the caller wait. 0 keeps the caller's priority.
+
     ``put`` blocks only when the queue is full. An error in a format stops all writing and is re-raised by the next
     ``put`` or by ``close``. ``close()`` writes everything queued and finishes the formats; used as a context manager,
     an exception in the body still writes the queued frames but discards whole-video outputs. The caller must not
@@ -338,9 +344,12 @@ class AsyncWriter:
     """
 
     def __init__(self, formats: Sequence[FrameWriter], *, queue_size: int = 8,
-                 cleanup: Callable[[np.ndarray], np.ndarray] | None = None):
+                 cleanup: Callable[[np.ndarray], np.ndarray] | None = None, nice: int = 10):
+        if nice < 0:
+            raise ValueError(f"nice must be >= 0 (a lower priority than the caller's), got {nice}")
         self.formats = list(formats)
         self.cleanup = cleanup
+        self.nice = nice
         self._needs_frame = any(f.needs_frame for f in self.formats)
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._error: BaseException | None = None
@@ -348,7 +357,18 @@ class AsyncWriter:
         self._thread = threading.Thread(target=self._work, name="writer", daemon=True)
         self._thread.start()
 
+    def _lower_priority(self) -> None:
+        """This thread's nice value + ``nice`` (Linux: per thread; elsewhere the call would change the process's)."""
+        if not self.nice or not sys.platform.startswith("linux"):
+            return
+        thread = threading.get_native_id()
+        try:
+            os.setpriority(os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + self.nice)
+        except OSError:  # a sandbox refusing it: the outputs are the same, only less of the CPU goes to the model
+            pass
+
     def _work(self) -> None:
+        self._lower_priority()
         while True:
             item = self._queue.get()
             if item is None:
