@@ -139,7 +139,7 @@ def main() -> None:
     ap.add_argument("--dtypes", nargs="+", choices=tuple(DTYPES), default=None,
                     help="compute dtypes of ours (default: fp32 bf16, plus fp16 on CUDA)")
     ap.add_argument("--variants", nargs="+", choices=(*attention.VARIANTS, NO_BIAS),
-                    default=["augmented", "bias", "flex", NO_BIAS])
+                    default=["augmented", "bias", "blocked", "flex", NO_BIAS])
     ap.add_argument("--labels", type=int, default=3, help="label colours used to decode outputs for the agreement")
     ap.add_argument("--no-reference", action="store_true", help="skip transformers")
     ap.add_argument("--attention-only", type=int, metavar="SEQUENCES", default=0,

@@ -144,7 +144,8 @@ def test_inference_tables_follow_weight_updates():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_attention_variants_equal_eager(variant, dtype, monkeypatch):
     """Each variant against the eager reference on one rectangular grid, with a bias large enough to matter; the
-    ``bias`` variant also in several query chunks (its bounded-memory path)."""
+    ``bias`` variant in several query chunks (its bounded-memory path), ``blocked`` in blocks that split both the
+    heads and the queries unevenly (6 heads in groups of 4, 30 queries in blocks of 7)."""
     g = torch.Generator().manual_seed(14)
     b, h, gh, gw, d = 2, 3, 6, 5, 16
     q, k, v = (torch.randn(b, h, gh * gw, d, generator=g) for _ in range(3))
@@ -153,6 +154,8 @@ def test_attention_variants_equal_eager(variant, dtype, monkeypatch):
     assert (ref - attention.eager(q, k, v, 0 * rel_h, 0 * rel_w, 0.25)).abs().max() > 0.1  # the bias matters
     if variant == "bias":
         monkeypatch.setattr(attention, "BIAS_CHUNK_ELEMENTS", b * h * gh * gw * 7)  # chunks of 7 query rows
+    monkeypatch.setattr(attention, "BLOCK_QUERIES", 7)
+    monkeypatch.setattr(attention, "BLOCK_ELEMENTS", 4 * 7 * gh * gw)
     out = attention.VARIANTS[variant](*(t.to(dtype) for t in (q, k, v, rel_h, rel_w)), 0.25)
     assert out.dtype == dtype
     tol = 1e-5 if dtype == torch.float32 else 3e-2
@@ -164,7 +167,7 @@ def test_auto_picks_from_the_table():
     assert attention.choose(torch.device("meta"), torch.float32) == "augmented"
 
 
-@pytest.mark.parametrize("variant", ["bias", "augmented"])
+@pytest.mark.parametrize("variant", ["bias", "augmented", "blocked"])
 def test_attention_variants_train_like_eager(variant, monkeypatch):
     """Training runs the table's choice too: gradients of q, k, v and both bias terms equal eager's (flex has no CPU
     backward in torch 2.13, so it serves inference only)."""
@@ -174,6 +177,8 @@ def test_attention_variants_train_like_eager(variant, monkeypatch):
     inputs += [torch.randn(b, h, gh, gw, gh, generator=g), torch.randn(b, h, gh, gw, gw, generator=g)]
     weights = torch.randn(b, h, gh * gw, d, generator=g)
     monkeypatch.setattr(attention, "BIAS_CHUNK_ELEMENTS", b * h * gh * gw * 7)
+    monkeypatch.setattr(attention, "BLOCK_QUERIES", 7)
+    monkeypatch.setattr(attention, "BLOCK_ELEMENTS", 4 * 7 * gh * gw)
 
     def grads(fn):
         xs = [t.clone().requires_grad_(True) for t in inputs]
