@@ -136,16 +136,19 @@ def main() -> None:
     ap.add_argument("--blocks", type=int, default=24, help="encoder depth (ViT-L width); 24 = the published model")
     ap.add_argument("--rounds", type=int, default=2, help="timed rounds (interleaved)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's, one per core)")
     ap.add_argument("--dtypes", nargs="+", choices=tuple(DTYPES), default=None,
                     help="compute dtypes of ours (default: fp32 bf16, plus fp16 on CUDA)")
     ap.add_argument("--variants", nargs="+", choices=(*attention.VARIANTS, NO_BIAS),
-                    default=["augmented", "bias", "blocked", "flex", NO_BIAS])
+                    default=["augmented", "bias", "blocked", "fused", "flex", NO_BIAS])
     ap.add_argument("--labels", type=int, default=3, help="label colours used to decode outputs for the agreement")
     ap.add_argument("--no-reference", action="store_true", help="skip transformers")
     ap.add_argument("--attention-only", type=int, metavar="SEQUENCES", default=0,
                     help="instead of the model, time one attention call over this many canvases per variant")
     args = ap.parse_args()
     device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if device.type == "cuda" and not torch.cuda.is_available():
         print("bench_model: --device cuda, but this torch build sees no CUDA device; run it where one is, or drop "
               "--device", file=sys.stderr)

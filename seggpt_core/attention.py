@@ -16,9 +16,11 @@ for keys in raster order over a (gh, gw) grid. They differ only in how the N x N
 * ``blocked`` - attention as two batched GEMMs per block of queries, with the bias added to the logits between them
   in fp32: for a group of heads and :data:`BLOCK_QUERIES` queries at a time, ``logits = q k^T`` (one GEMM at head
   dim 64, in q's dtype: bf16 logits are rounded to bf16 as in transformers' bf16 eager), ``+ rel_h + rel_w`` by
-  broadcasting, fp32 softmax, ``@ v`` (a second GEMM). Blocks hold about :data:`BLOCK_ELEMENTS` logits, so they stay
-  in cache between the GEMMs and the softmax. On a CPU without AMX this runs the matmuls at the GEMM rate, which
-  torch's fused attention kernel does not reach there.
+  broadcasting, fp32 softmax, ``@ v`` (a second GEMM); blocks of about :data:`BLOCK_ELEMENTS` logits. On a CPU
+  without AMX this runs the matmuls at the bf16 GEMM rate, which torch's fused attention kernel does not reach there.
+* ``fused`` - ``blocked`` with the bias, the exponentials and the bf16 store of each block in one C++ kernel
+  (:mod:`seggpt_core.cpu_kernels`, AVX-512, bf16, built on first use); the rows are normalised after the second GEMM.
+  Inference only.
 * ``flex`` - FlexAttention (compiled) with a ``score_mod`` that gathers the two decomposed terms per score: no N x N
   tensor at all. Inference only on CPU (torch 2.13 has no FlexAttention backward there).
 
@@ -35,8 +37,10 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-Variant = Literal["eager", "augmented", "bias", "blocked", "flex"]
-AttentionImpl = Literal["auto", "eager", "augmented", "bias", "blocked", "flex"]
+from .cpu_kernels import bias_softmax_kernel
+
+Variant = Literal["eager", "augmented", "bias", "blocked", "fused", "flex"]
+AttentionImpl = Literal["auto", "eager", "augmented", "bias", "blocked", "fused", "flex"]
 
 #: Largest additive mask the ``bias`` variant materialises at once (elements; 2**24 = 64 MiB in fp32).
 BIAS_CHUNK_ELEMENTS = 1 << 24
@@ -91,9 +95,14 @@ def bias(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: torch.Tensor,
     return out
 
 
-def blocked(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: torch.Tensor, rel_w: torch.Tensor,
-            scale: float) -> torch.Tensor:
-    """Two GEMMs per block of queries with the bias and an fp32 softmax between them; no N x N tensor."""
+WeightsFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]]
+
+
+def _in_blocks(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: torch.Tensor, rel_w: torch.Tensor,
+               scale: float, weights: WeightsFn) -> torch.Tensor:
+    """The block loop shared by ``blocked`` and ``fused``: per block, ``logits = q k^T`` (a GEMM in q's dtype),
+    ``weights(logits (m, r, n), rel_h (m, r, gh, 1) fp32, rel_w (m, r, 1, gw) fp32) -> (p (m, r, n) in q's dtype,
+    row sums (m, r, 1) fp32 or None when p is normalised)``, then ``p v`` (a second GEMM) / row sums."""
     b, h, n, d = q.shape
     gh, gw = rel_h.shape[2:4]
     bh = b * h
@@ -110,13 +119,36 @@ def blocked(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: torch.Tens
         parts = []
         for start in range(0, n, rows):
             block = (group, slice(start, start + rows))
-            logits = torch.bmm(queries[block], keys_t[group])  # (heads, rows, n) in q's dtype
-            m, r = logits.shape[:2]
-            x = torch.add(logits.view(m, r, gh, gw), rel_h[block])  # fp32 from here
-            x += rel_w[block]
-            parts.append(torch.bmm(x.view(m, r, n).softmax(-1).to(q.dtype), values[group]))
+            p, sums = weights(torch.bmm(queries[block], keys_t[group]), rel_h[block], rel_w[block])
+            part = torch.bmm(p, values[group])
+            parts.append(part if sums is None else (part.float() / sums).to(q.dtype))
         out.append(torch.cat(parts, 1))
     return torch.cat(out).view(b, h, n, d)
+
+
+def _softmax_weights(logits: torch.Tensor, rel_h: torch.Tensor, rel_w: torch.Tensor) -> tuple[torch.Tensor, None]:
+    m, r, n = logits.shape
+    x = torch.add(logits.view(m, r, rel_h.shape[2], rel_w.shape[3]), rel_h)  # fp32 from here
+    x += rel_w
+    return x.view(m, r, n).softmax(-1).to(logits.dtype), None
+
+
+def blocked(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: torch.Tensor, rel_w: torch.Tensor,
+            scale: float) -> torch.Tensor:
+    """Two GEMMs per block of queries with the bias and an fp32 softmax (torch ops) between them."""
+    return _in_blocks(q, k, v, rel_h, rel_w, scale, _softmax_weights)
+
+
+def fused(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: torch.Tensor, rel_w: torch.Tensor,
+          scale: float) -> torch.Tensor:
+    """``blocked`` with the bias, the softmax's exponentials and the bf16 store fused in one kernel per block
+    (:mod:`seggpt_core.cpu_kernels`); the normalisation moves after the second GEMM. bf16 on AVX-512 CPUs only."""
+    kernel = bias_softmax_kernel()
+    if kernel is None or q.dtype != torch.bfloat16 or q.device.type != "cpu":
+        raise ValueError(f"the fused attention kernel runs bf16 on AVX-512 CPUs only (got {q.dtype} on {q.device}"
+                         f"{'' if kernel else ', kernel unavailable here'}); use 'blocked'")
+    return _in_blocks(q, k, v, rel_h, rel_w, scale,
+                      lambda logits, rh, rw: kernel(logits, rh.squeeze(3), rw.squeeze(2)))
 
 
 @cache
@@ -139,28 +171,37 @@ def flex(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: torch.Tensor,
 
 
 VARIANTS: dict[Variant, Callable[..., torch.Tensor]] = {"eager": eager, "augmented": augmented, "bias": bias,
-                                                        "blocked": blocked, "flex": flex}
+                                                        "blocked": blocked, "fused": fused, "flex": flex}
 
 #: The fastest exact variant per (device type, compute dtype). CPU rows: measured on ViT-L shapes with
 #: ``scripts/bench_model.py`` (README, "Model"). CUDA rows: not measured yet (no GPU was lent to this work); SDPA with
 #: a float mask runs on the memory-efficient CUDA kernel at head dim 64 and needs no compiler, so it is the default
 #: until ``scripts/bench_model.py --device cuda`` says otherwise.
 FASTEST: dict[tuple[str, torch.dtype], Variant] = {
-    ("cpu", torch.float32): "bias",
-    ("cpu", torch.bfloat16): "bias",
+    ("cpu", torch.float32): "blocked",
+    ("cpu", torch.bfloat16): "fused",
     ("cuda", torch.float32): "bias",
     ("cuda", torch.bfloat16): "bias",
     ("cuda", torch.float16): "bias",
 }
 
+#: What ``auto`` runs instead of ``fused`` where its kernel cannot run (not AVX-512, no compiler) and under autograd
+#: (the kernel has no backward): the same blocks with torch's softmax.
+FUSED_FALLBACK: Variant = "blocked"
 
-def choose(device: torch.device, dtype: torch.dtype) -> Variant:
-    """The variant to run for ``dtype`` on ``device``: :data:`FASTEST`, else ``augmented`` (one fused call)."""
-    return FASTEST.get((device.type, dtype), "augmented")
+
+def choose(device: torch.device, dtype: torch.dtype, *, grad: bool = False) -> Variant:
+    """The variant to run for ``dtype`` on ``device``: :data:`FASTEST` (else ``augmented``, one fused call), with
+    ``fused`` replaced by :data:`FUSED_FALLBACK` when gradients are needed or the kernel is unavailable here."""
+    variant = FASTEST.get((device.type, dtype), "augmented")
+    if variant == "fused" and (grad or bias_softmax_kernel() is None):
+        return FUSED_FALLBACK
+    return variant
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: torch.Tensor, rel_w: torch.Tensor,
               scale: float, impl: AttentionImpl = "auto") -> torch.Tensor:
     """Run variant ``impl`` (``"auto"``: :func:`choose` for q's device and dtype). Shapes as in :func:`eager`."""
-    variant = choose(q.device, q.dtype) if impl == "auto" else impl
-    return VARIANTS[variant](q, k, v, rel_h, rel_w, scale)
+    if impl == "auto":
+        impl = choose(q.device, q.dtype, grad=torch.is_grad_enabled() and q.requires_grad)
+    return VARIANTS[impl](q, k, v, rel_h, rel_w, scale)
