@@ -24,8 +24,8 @@ for keys in raster order over a (gh, gw) grid. They differ only in how the N x N
 * ``flex`` - FlexAttention (compiled) with a ``score_mod`` that gathers the two decomposed terms per score: no N x N
   tensor at all. Inference only on CPU (torch 2.13 has no FlexAttention backward there).
 
-:func:`choose` maps (device, dtype) to the variant measured fastest there (:data:`FASTEST`, one table); the figures
-behind it are in the README (``scripts/bench_model.py``).
+:func:`choose` maps (device, dtype, sequence length) to the variant measured fastest there (:data:`FASTEST`, one
+table); the figures behind it are in the README (``scripts/bench_model.py``).
 """
 
 from __future__ import annotations
@@ -173,29 +173,34 @@ def flex(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: torch.Tensor,
 VARIANTS: dict[Variant, Callable[..., torch.Tensor]] = {"eager": eager, "augmented": augmented, "bias": bias,
                                                         "blocked": blocked, "fused": fused, "flex": flex}
 
-#: The fastest exact variant per (device type, compute dtype). CPU rows: measured on ViT-L shapes with
-#: ``scripts/bench_model.py`` (README, "Model"). CUDA rows: not measured yet (no GPU was lent to this work); SDPA with
-#: a float mask runs on the memory-efficient CUDA kernel at head dim 64 and needs no compiler, so it is the default
-#: until ``scripts/bench_model.py --device cuda`` says otherwise.
-FASTEST: dict[tuple[str, torch.dtype], Variant] = {
-    ("cpu", torch.float32): "blocked",
-    ("cpu", torch.bfloat16): "fused",
-    ("cuda", torch.float32): "bias",
-    ("cuda", torch.bfloat16): "bias",
-    ("cuda", torch.float16): "bias",
+#: The fastest exact variant per (device type, compute dtype), for sequences up to :data:`LONG_TOKENS` tokens and for
+#: longer ones. CPU rows: measured with ``scripts/bench_model.py`` on ViT-L shapes (1568 tokens) and on the shipped
+#: small model (128 tokens), README "Model": at 128 tokens the GEMMs are too small for the blocked forms to pay for
+#: their extra calls in fp32. CUDA rows: not measured yet (no GPU was lent to this work); SDPA with a float mask runs
+#: on the memory-efficient CUDA kernel at head dim 64 and needs no compiler, so it is the default until
+#: ``scripts/bench_model.py --device cuda`` says otherwise.
+FASTEST: dict[tuple[str, torch.dtype], tuple[Variant, Variant]] = {
+    ("cpu", torch.float32): ("bias", "blocked"),
+    ("cpu", torch.bfloat16): ("fused", "fused"),
+    ("cuda", torch.float32): ("bias", "bias"),
+    ("cuda", torch.bfloat16): ("bias", "bias"),
+    ("cuda", torch.float16): ("bias", "bias"),
 }
+LONG_TOKENS = 512  #: between the two measured lengths (128, 1568); lengths in between are not measured
 
-#: What ``auto`` runs instead of ``fused`` where its kernel cannot run (not AVX-512, no compiler) and under autograd
-#: (the kernel has no backward): the same blocks with torch's softmax.
-FUSED_FALLBACK: Variant = "blocked"
+#: What runs instead of ``fused`` (short, long) where its kernel cannot run (not AVX-512, no compiler) and under
+#: autograd (the kernel has no backward).
+UNFUSED: tuple[Variant, Variant] = ("bias", "blocked")
 
 
-def choose(device: torch.device, dtype: torch.dtype, *, grad: bool = False) -> Variant:
-    """The variant to run for ``dtype`` on ``device``: :data:`FASTEST` (else ``augmented``, one fused call), with
-    ``fused`` replaced by :data:`FUSED_FALLBACK` when gradients are needed or the kernel is unavailable here."""
-    variant = FASTEST.get((device.type, dtype), "augmented")
+def choose(device: torch.device, dtype: torch.dtype, tokens: int, *, grad: bool = False) -> Variant:
+    """The variant to run for ``tokens``-long sequences in ``dtype`` on ``device``: :data:`FASTEST` (else
+    ``augmented``, one fused call), with ``fused`` replaced by :data:`UNFUSED` when gradients are needed or its
+    kernel is unavailable here."""
+    long = tokens > LONG_TOKENS
+    variant = FASTEST.get((device.type, dtype), ("augmented", "augmented"))[long]
     if variant == "fused" and (grad or bias_softmax_kernel() is None):
-        return FUSED_FALLBACK
+        return UNFUSED[long]
     return variant
 
 
@@ -203,5 +208,5 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: torch.Te
               scale: float, impl: AttentionImpl = "auto") -> torch.Tensor:
     """Run variant ``impl`` (``"auto"``: :func:`choose` for q's device and dtype). Shapes as in :func:`eager`."""
     if impl == "auto":
-        impl = choose(q.device, q.dtype, grad=torch.is_grad_enabled() and q.requires_grad)
+        impl = choose(q.device, q.dtype, q.shape[2], grad=torch.is_grad_enabled() and q.requires_grad)
     return VARIANTS[impl](q, k, v, rel_h, rel_w, scale)

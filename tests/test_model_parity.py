@@ -213,9 +213,10 @@ def test_auto_falls_back_where_fused_cannot_run(monkeypatch):
     """``auto`` never picks ``fused`` under autograd (no backward) or where its kernel cannot be built; a bf16
     training step through ``auto`` then gets eager's gradients."""
     cpu = torch.device("cpu")
-    assert attention.choose(cpu, torch.bfloat16, grad=True) == attention.FUSED_FALLBACK
+    for long, tokens in ((0, 128), (1, 1568)):
+        assert attention.choose(cpu, torch.bfloat16, tokens, grad=True) == attention.UNFUSED[long]
     monkeypatch.setattr(attention, "bias_softmax_kernel", lambda: None)
-    assert attention.choose(cpu, torch.bfloat16) == attention.FUSED_FALLBACK
+    assert attention.choose(cpu, torch.bfloat16, 1568) == attention.UNFUSED[1]
     monkeypatch.undo()
     g = torch.Generator().manual_seed(17)
     q, k, v = (torch.randn(1, 2, 12, 8, generator=g).bfloat16().requires_grad_(True) for _ in range(3))
@@ -227,9 +228,12 @@ def test_auto_falls_back_where_fused_cannot_run(monkeypatch):
 
 
 def test_auto_picks_from_the_table():
-    assert attention.choose(torch.device("cpu"), torch.float32) == attention.FASTEST[("cpu", torch.float32)]
-    assert attention.choose(torch.device("cuda"), torch.float16) == attention.FASTEST[("cuda", torch.float16)]
-    assert attention.choose(torch.device("meta"), torch.float32) == "augmented"
+    cpu = torch.device("cpu")
+    for long, tokens in ((0, 128), (1, 1568)):
+        assert attention.choose(cpu, torch.float32, tokens) == attention.FASTEST[("cpu", torch.float32)][long]
+        assert attention.choose(torch.device("cuda"), torch.float16, tokens) == attention.FASTEST[
+            ("cuda", torch.float16)][long]
+    assert attention.choose(torch.device("meta"), torch.float32, 128) == "augmented"
 
 
 @pytest.mark.parametrize("variant", ["bias", "augmented", "blocked"])
