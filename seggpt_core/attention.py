@@ -107,7 +107,7 @@ def _in_blocks(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: torch.T
     gh, gw = rel_h.shape[2:4]
     bh = b * h
     queries = (q * scale).reshape(bh, n, d)
-    keys_t = k.reshape(bh, n, d).transpose(1, 2).contiguous()  # (bh, d, n): the GEMM copies a transposed view per call
+    keys_t = k.reshape(bh, n, d).transpose(1, 2)  # (bh, d, n) view: the GEMM reads k transposed at full speed
     values = v.reshape(bh, n, d)
     rel_h = rel_h.reshape(bh, n, gh, 1).float()  # broadcast over the key columns kw
     rel_w = rel_w.reshape(bh, n, 1, gw).float()  # broadcast over the key rows kh
