@@ -25,6 +25,7 @@ the residual stream and the softmax statistics stay in fp32.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -69,6 +70,12 @@ class SegGPTConfig:
             raise ValueError("embed_dim must be divisible by num_heads")
         if not 0 <= self.merge_index < self.depth or any(not 0 <= i < self.depth for i in self.tap_indices):
             raise ValueError("merge_index and tap_indices must name blocks 0..depth-1")
+        for name in ("mlp_ratio", "layer_norm_eps"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {value}")
+        if not 0 <= self.drop_path_rate < 1:
+            raise ValueError(f"drop_path_rate must be within [0, 1), got {self.drop_path_rate}")
         object.__setattr__(self, "image_size", tuple(self.image_size))
         object.__setattr__(self, "tap_indices", tuple(self.tap_indices))
 

@@ -111,6 +111,20 @@ class TrainConfig:
             raise ValueError(f"pairs_per_scene must be >= 1, got {self.pairs_per_scene}")
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr}")
+        non_negative = ["min_lr", "weight_decay", "min_colour_distance"] + ["clip_grad"] * (self.clip_grad is not None)
+        for name in non_negative:
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"betas must be two numbers within [0, 1), got {self.betas}")
+        for name in ("half_mask_prob", "mask_ratio", "label_colours_prob", "black_background_prob",
+                     "mix_context_prob", "prompt_noise_prob"):
+            value = getattr(self, name)
+            if not 0 <= value <= 1:
+                raise ValueError(f"{name} must be within [0, 1], got {value}")
         object.__setattr__(self, "betas", tuple(self.betas))
 
     @property

@@ -60,7 +60,7 @@ class TuningConfig:
 
     def __post_init__(self) -> None:
         checks = [(self.steps >= 1, f"steps must be >= 1, got {self.steps}"),
-                  (self.lr > 0, f"lr must be > 0, got {self.lr}"),
+                  (math.isfinite(self.lr) and self.lr > 0, f"lr must be a finite number > 0, got {self.lr}"),
                   (self.batch_size >= 1, f"batch size must be >= 1, got {self.batch_size}"),
                   (0 < self.crop_scale[0] <= self.crop_scale[1] <= 1,
                    f"crop scale {self.crop_scale} must be an ordered range within (0, 1]"),

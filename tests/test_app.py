@@ -178,6 +178,33 @@ def test_correction_changes_only_the_frames_after_it(client, ground_truth, gt_pn
     assert corrected > repeat, (corrected, repeat)
 
 
+def test_removing_a_keyframe_recomputes_the_frames_that_depended_on_it(client, predictor, root, ground_truth,
+                                                                       gt_png):
+    sid = open_session(client)["id"]
+    put_png(client, sid, 0, gt_png(0))
+    put_png(client, sid, 8, gt_png(8))
+    run_job(client, sid, direction="forward")
+    before = masks(client, sid, range(N))
+    detail = check_error(client.delete(f"/api/sessions/{sid}/masks/5"), 404)
+    assert "frame 5 has no keyframe (keyframes: [0, 8])" in detail
+    info = client.delete(f"/api/sessions/{sid}/masks/8").json()
+    assert info["keyframes"] == [0] and info["computed"] == [i for i in range(N) if i != 8]
+    raw = client.get(f"/api/sessions/{sid}/masks/8.raw")
+    assert raw.headers["X-Mask"] == "empty" and not masks(client, sid, [8])[8].any()  # the removed mask is gone
+    check_error(client.delete(f"/api/sessions/{sid}/masks/8"), 404)
+    job = run_job(client, sid, direction="forward")
+    assert (job["from"], job["total"]) == (0, N - 8)  # frames 1..7 came from frame 0 before too
+    after = masks(client, sid, range(N))
+    for i in range(8):
+        np.testing.assert_array_equal(after[i], before[i])
+    session = VideoSession(predictor, root / SEQ)  # the library with only frame 0's mask gives the same masks
+    session.add_mask(0, ground_truth[0])
+    for pred in session.propagate("forward"):
+        np.testing.assert_array_equal(after[pred.index], pred.labels, err_msg=f"frame {pred.index}")
+    client.delete(f"/api/sessions/{sid}/masks/0")
+    assert "no mask yet" in check_error(client.post(f"/api/sessions/{sid}/propagate", json={}), 400)
+
+
 def test_backward_and_both_directions(client, ground_truth, gt_png):
     sid = open_session(client)["id"]
     put_png(client, sid, N - 1, gt_png(N - 1))
@@ -362,6 +389,7 @@ def test_bad_input_is_a_one_line_4xx(client, predictor, root, tmp_path, gt_png):
     job = client.post(f"/api/sessions/{sid}/propagate", json={"direction": "forward"}).json()
     check_error(client.post(f"/api/sessions/{sid}/propagate", json={"direction": "forward"}), 409)
     check_error(put_png(client, sid, 3, gt_png(3)), 409)
+    check_error(client.delete(f"/api/sessions/{sid}/masks/0"), 409)
     client.post(f"/api/sessions/{sid}/jobs/{job['id']}/cancel")
 
     check_error(client.post("/api/uploads", params={"filename": "clip.txt"}, content=b"x"), 415)

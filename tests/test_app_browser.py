@@ -2,9 +2,9 @@
 
 It opens a clip, paints the dog with mouse events (brush stroke, polygon, eraser and ctrl+z), propagates forward,
 checks through the API that every later frame has a mask, paints a correction on a later frame, re-propagates from
-there, exports into a folder under the root and saves a screenshot (``runs/test-app-browser.png``). Skipped only
-when Chromium is missing and ``SEGGPT_VOS_REQUIRE_BROWSER`` is unset; CI (``.ci/run``) installs Chromium and sets it,
-so there it runs.
+there, removes that keyframe again with its button, exports into a folder under the root and saves a screenshot
+(``runs/test-app-browser.png``). Skipped only when Chromium is missing and ``SEGGPT_VOS_REQUIRE_BROWSER`` is unset; CI
+(``.ci/run``) installs Chromium and sets it, so there it runs.
 """
 
 from __future__ import annotations
@@ -237,6 +237,14 @@ def test_draw_propagate_correct_export_in_the_browser(server, driver, root, grou
     ActionChains(driver).key_down(Keys.CONTROL).send_keys("z").key_up(Keys.CONTROL).perform()
     wait_for(driver, lambda d: get_json(f"{server}/api/sessions/{sid}")["keyframes"] == [0, 6] and
              (mask_at(server, sid, 6) == before).all(), "undo")
+
+    # the keyframe at frame 6 is taken back with its button: frame 6 shows no mask until the next propagation
+    remove = driver.find_element(By.ID, "remove-keyframe")
+    wait_for(driver, lambda d: remove.is_enabled(), "the remove-keyframe button")
+    remove.click()
+    wait_for(driver, lambda d: get_json(f"{server}/api/sessions/{sid}")["keyframes"] == [0], "the keyframe removed")
+    wait_for(driver, lambda d: d.find_element(By.ID, "frame-label").text == f"frame 6 / {N - 1}", "the label")
+    assert not remove.is_enabled() and not mask_at(server, sid, 6).any()
 
     # export to a folder under the root
     Select(driver.find_element(By.ID, "format")).select_by_value("alpha-png")

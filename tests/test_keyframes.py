@@ -182,6 +182,32 @@ def test_remove_object_equals_a_session_that_never_had_it(shared_data, predictor
         session.remove_object(3)
 
 
+def test_removing_a_keyframe_equals_a_session_that_never_had_it(predictor, clip):
+    frames, truth = clip
+    session = session_with(predictor, frames, truth, [0, 4, 8])
+    list(session.propagate())
+    before = results(session)
+    session.remove_keyframe(4)
+    # The nearest keyframe between 0 and 8 now changes at frame 4: 1, 2 (forwards from 0) and 7 (backwards from 8)
+    # were computed by the same passes before; 3 and 4 now come from frame 0, 6 and 5 from frame 8.
+    assert session.plan() == [3, 4, 6, 5]
+    assert [p.index for p in session.propagate()] == [3, 4, 6, 5]
+    fresh = session_with(predictor, frames, truth, [0, 8])
+    list(fresh.propagate())
+    for i in range(FRAMES):
+        np.testing.assert_array_equal(session.result(i), fresh.result(i), err_msg=f"frame {i}")
+    for i in (0, 1, 2, 7, 8, 9, 10):
+        np.testing.assert_array_equal(session.result(i), before[i], err_msg=f"frame {i}")
+    assert not np.array_equal(session.result(4), truth[4])  # a prediction now, no longer the removed mask
+    session.remove_keyframe(0)
+    session.remove_keyframe(8)
+    assert list(session.keyframes) == []
+    with pytest.raises(InputError, match="no mask given; add a keyframe mask"):
+        session.plan()
+    with pytest.raises(InputError, match="no mask given; add a keyframe mask"):
+        next(session.propagate())
+
+
 def test_results_spill_to_disk_beyond_the_budget_and_read_back_identically(predictor, clip, first_only):
     frames, truth = clip
     session = session_with(predictor, frames, truth, [0], PropagationConfig(context=3, store_budget_mb=0.5))

@@ -81,6 +81,36 @@ def test_frames_before_the_first_mask_are_background(shared_data, repaint_predic
     assert preds[40].labels.any()
 
 
+def test_removing_a_keyframe_restales_only_the_frames_that_depended_on_it(shared_data, repaint_predictor):
+    """Keyframe 20 only introduces object 2, so its labels (and the pass after it) come through keyframe 0; keyframe 40
+    has every object. Removing keyframe 0 makes 0..19 background and 20 its own mask, so 0..39 are recomputed (the
+    painter repaints keyframe 20's mask) and 40..59 keep their results."""
+    root = shared_data / "davis-edge-lateobj"
+    annotations = root / "Annotations/480p/dog-lateobj"
+    mask0, mask20, mask40 = (read_label_png(annotations / f"{i:05d}.png")[0] for i in (0, 20, 40))
+    only2 = np.where(mask20 == 2, 2, 0).astype(np.uint8)
+    config = PropagationConfig(context=0, mode="joint")
+    session = VideoSession(repaint_predictor, root / "JPEGImages/480p/dog-lateobj", config)
+    for index, mask in ((0, mask0), (20, only2), (40, mask40)):
+        session.add_mask(index, mask)
+    before = {p.index: p.labels for p in session.propagate("forward")}
+    assert 1 in before[10] and 1 in before[30]
+    with pytest.raises(InputError, match=r"frame 7 has no keyframe to remove \(keyframes: \[0, 20, 40\]\)"):
+        session.remove_keyframe(7)
+    session.remove_keyframe(0)
+    assert list(session.keyframes) == [20, 40] and session.objects == (2, 1)
+    assert session.plan("forward") == list(range(40))
+    after = {p.index: p.labels for p in session.propagate("forward")}
+    assert sorted(after) == list(range(40))
+    assert all(not after[i].any() for i in range(20))
+    np.testing.assert_array_equal(after[20], only2)
+    for i in (21, 39):
+        np.testing.assert_array_equal(after[i], round_trip(only2, TINY.half_size))
+    for i in range(40, 60):
+        np.testing.assert_array_equal(session.result(i), before[i], err_msg=f"frame {i}")
+    assert session.plan("forward") == []
+
+
 def test_windows_mode_cuts_each_object_out_and_pastes_it_back(repaint_predictor):
     """Frame 1 is painted from frame 0's mask: each object's window (the same box in prompt and query) comes back
     through the model-resolution round trip inside that box only, and nothing outside the windows."""

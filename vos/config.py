@@ -3,6 +3,7 @@ loading the model stack. Every config validates itself when constructed (``Input
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
@@ -44,8 +45,8 @@ class WindowConfig:
     min_side: float = 0.1
 
     def __post_init__(self) -> None:
-        if not self.margin > 0:
-            raise InputError(f"window margin must be > 0, got {self.margin}")
+        if not (math.isfinite(self.margin) and self.margin > 0):
+            raise InputError(f"window margin must be a finite number > 0, got {self.margin}")
         if not 0 < self.min_side <= 1:
             raise InputError(f"window min_side must be within (0, 1], got {self.min_side}")
 
@@ -115,8 +116,8 @@ class PropagationConfig:
             raise InputError(f"flow must be a MotionConfig, got {type(self.flow).__name__}")
         if self.between not in get_args(Between):
             raise InputError(f"unknown between-keyframes rule {self.between!r}; use one of {', '.join(get_args(Between))}")
-        if not self.store_budget_mb >= 0:
-            raise InputError(f"store_budget_mb must be >= 0, got {self.store_budget_mb}")
+        if not (math.isfinite(self.store_budget_mb) and self.store_budget_mb >= 0):
+            raise InputError(f"store_budget_mb must be a finite number >= 0, got {self.store_budget_mb}")
 
     def resolved_mode(self, half_size: tuple[int, int], tuned: bool = False) -> ResolvedMode:
         """The mode used with a model of input half ``half_size`` (and a tuned prompt or not)."""

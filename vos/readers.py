@@ -179,7 +179,25 @@ class FrameSource:
             raise InputError(f"{self.name}: frame {index} does not exist; the video has frames 0..{len(self) - 1}")
 
 
-class VideoFileSource(FrameSource):
+class _VideoFile(FrameSource):
+    """A video file read in chunks of ``chunk_size`` frames, ``prefetch`` chunks ahead: the start both decoders share
+    (the path checked, the name); then ``_probe`` reads what the file says about itself."""
+
+    def __init__(self, path: str | Path, *, chunk_size: int = 16, prefetch: int = 2, name: str | None = None):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise InputError(f"{self.path}: video file does not exist; check the path")
+        self.chunk_size = chunk_size
+        self.prefetch = prefetch
+        self.name = name or self.path.stem
+        self._probe()
+
+    def _probe(self) -> None:
+        """Set ``num_frames``, ``size`` and ``fps`` from the file; an ``InputError`` when it cannot be decoded."""
+        raise NotImplementedError
+
+
+class VideoFileSource(_VideoFile):
     """A video file decoded with decord, random access: ``read`` takes runs of up to ``chunk_size`` indices at a time
     with one ``get_batch`` call (consecutive runs decode without seeking; a backward run seeks once per chunk),
     ``prefetch`` chunks ahead on a background thread. Frame names are ``%05d`` of the index.
@@ -192,13 +210,7 @@ class VideoFileSource(FrameSource):
 
     seekable = True
 
-    def __init__(self, path: str | Path, *, chunk_size: int = 16, prefetch: int = 2, name: str | None = None):
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise InputError(f"{self.path}: video file does not exist; check the path")
-        self.chunk_size = chunk_size
-        self.prefetch = prefetch
-        self.name = name or self.path.stem
+    def _probe(self) -> None:
         self._lock = threading.Lock()
         self._reader = self._open()
         self.num_frames = len(self._reader)
@@ -266,18 +278,12 @@ class VideoFileSource(FrameSource):
             self._park()
 
 
-class OpenCVFileSource(FrameSource):
+class OpenCVFileSource(_VideoFile):
     """A video file decoded in order with OpenCV's FFmpeg backend, in chunks of ``chunk_size`` frames, ``prefetch``
     chunks ahead: the fallback for files decord cannot open. Sequential only (``read`` takes increasing indices);
     ``frame(i)`` decodes from the start."""
 
-    def __init__(self, path: str | Path, *, chunk_size: int = 16, prefetch: int = 2, name: str | None = None):
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise InputError(f"{self.path}: video file does not exist; check the path")
-        self.chunk_size = chunk_size
-        self.prefetch = prefetch
-        self.name = name or self.path.stem
+    def _probe(self) -> None:
         import cv2
 
         capture = self._open()

@@ -230,6 +230,14 @@ class VideoSession:
             if (full == obj_id).any() or (small == obj_id).any():
                 self._store.put(index, key, np.where(full == obj_id, 0, full), np.where(small == obj_id, 0, small))
 
+    def remove_keyframe(self, index: int) -> None:
+        """Take back the keyframe at frame ``index``. The frames whose result depended on it become stale (``plan``);
+        the others keep their results. Without keyframes (and a tuned prompt) ``propagate`` refuses to run."""
+        if index not in self._keyframes:
+            raise InputError(f"{self.name}: frame {index} has no keyframe to remove (keyframes: "
+                             f"{sorted(self._keyframes)}); give one of those frames")
+        del self._keyframes[index]
+
     def reset(self) -> None:
         """Forget every result; keyframes (and a tuned prompt) stay."""
         self._store.clear()

@@ -6,7 +6,7 @@ exports. Nothing else in ``vos.app`` calls into ``vos.session``, ``vos.writers``
 
 Session calls made here (SESSION_CONTRACT.md): ``VideoSession(predictor, path, config)``, ``.name``, ``.num_frames``,
 ``.frame_size``, ``.fps``, ``.frame(i)``, ``.source.frame_name(i)``, ``.source.read(indices)``,
-``.add_mask(k, labels, replace=True)``, ``.remove_object(id)``, ``.keyframes``, ``.objects``, ``.plan(direction)``,
+``.add_mask(k, labels, replace=True)``, ``.remove_keyframe(k)``, ``.remove_object(id)``, ``.keyframes``, ``.objects``, ``.plan(direction)``,
 ``.propagate(direction)`` (closed early on Stop) and ``.result(i)``. Export calls (issue 13): ``OutputSpec(<format
 field>=folder, start_number=, fps=, alpha_combined=, alpha_video_content=, overwrite=, cleanup=MatteCleanup(...),
 object_names=)`` then ``spec.open(video, palette, fps, object_ids)`` and ``writer.put(index, name, labels, rgb)`` in
@@ -142,6 +142,12 @@ class Clip:
                              "give a mask of the frame size")
         self.session.add_mask(index, labels, replace=True)
         self._last_edit = index
+
+    def remove_keyframe(self, index: int) -> None:
+        """Take back the mask drawn at frame ``index``: the frame shows no mask until a propagation computes it, and
+        the frames that depended on the keyframe are recomputed by the next one (``plan``)."""
+        self.session.remove_keyframe(index)
+        self._computed.discard(index)  # its stored result is the removed mask until then
 
     def remove_object(self, object_id: int) -> None:
         """Drop an object from every keyframe and result."""

@@ -86,6 +86,14 @@ class AppSession:
             self.clip.remove_object(object_id)
         del self.names[object_id]
 
+    def remove_keyframe(self, index: int) -> None:
+        keyframes = sorted(self.clip.keyframes)
+        if index not in keyframes:
+            raise ApiError(404, f"session {self.id}: frame {index} has no keyframe (keyframes: {keyframes}); give "
+                                "one of those frames")
+        self.require_idle()
+        self.clip.remove_keyframe(index)
+
     def objects(self) -> list[dict]:
         return [{"id": i, "name": n, "colour": "#%02x%02x%02x" % tuple(PALETTE[i])}
                 for i, n in sorted(self.names.items())]

@@ -304,6 +304,15 @@ def create_app(predictor: SegGPTPredictor, settings: AppSettings) -> FastAPI:
             session.sync_objects()
         return session.info()
 
+    @app.delete("/api/sessions/{session_id}/masks/{index}", tags=["masks"])
+    def remove_keyframe(session_id: str, index: int) -> dict:
+        """Remove the keyframe at frame ``index`` (the mask drawn there). The frame shows no mask until the next
+        propagation, which recomputes the frames that depended on it."""
+        session = registry.get(session_id)
+        with session.lock:
+            session.remove_keyframe(index)
+        return session.info()
+
     # --- objects
     @app.post("/api/sessions/{session_id}/objects", status_code=201, tags=["objects"])
     def add_object(session_id: str, body: ObjectRequest) -> dict:

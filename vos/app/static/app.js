@@ -155,9 +155,16 @@ async function showFrame(index) {
   renderOverlay();
   drawCursor();
   $("scrub").value = index;
-  $("frame-label").textContent = `frame ${index} / ${state.session.num_frames - 1}` +
-    (mask.source === "keyframe" ? " (keyframe)" : mask.source === "result" ? " (propagated)" : "");
+  renderFrameLabel();
   renderCoverage();
+}
+
+// "frame i / n (keyframe)" and the button that removes the keyframe of the frame shown.
+function renderFrameLabel() {
+  const source = state.maskSource;
+  $("frame-label").textContent = `frame ${state.index} / ${state.session.num_frames - 1}` +
+    (source === "keyframe" ? " (keyframe)" : source === "result" ? " (propagated)" : "");
+  $("remove-keyframe").disabled = source !== "keyframe" || Boolean(state.job);
 }
 
 function colourOf(id) {
@@ -329,8 +336,7 @@ async function commitMask() {
   }
   if (index === state.index) {
     state.maskSource = state.session.keyframes.includes(index) ? "keyframe" : "empty";
-    $("frame-label").textContent = `frame ${index} / ${state.session.num_frames - 1}` +
-      (state.maskSource === "keyframe" ? " (keyframe)" : "");
+    renderFrameLabel();
   }
   renderObjects();
   renderCoverage();
@@ -382,6 +388,15 @@ const undo = guard(async () => {
   state.labels = state.history.pop();
   renderOverlay();
   await commitMask();
+});
+
+const removeKeyframe = guard(async () => {
+  if (!state.session) throw new Error("open a video first");
+  if (state.job) throw new Error("a propagation is running; stop it or wait before removing a keyframe");
+  state.session = await json("DELETE", sessionPath(`/masks/${state.index}`));
+  state.history = []; // its strokes would draw the removed mask again
+  renderObjects();
+  await showFrame(state.index);
 });
 
 const importMask = guard(async () => {
@@ -446,6 +461,7 @@ function setJob(status) {
   state.job = status && (status.state === "queued" || status.state === "running") ? status : null;
   $("propagate").disabled = Boolean(state.job);
   $("stop").disabled = !state.job;
+  if (state.session) renderFrameLabel();
   if (!status) return;
   $("progress").value = status.progress;
   $("progress-label").textContent = `${status.done} / ${status.total} frames, ${status.state}` +
@@ -544,6 +560,7 @@ $("play").onclick = togglePlay;
 $("scrub").oninput = () => { stopPlaying(); guard(showFrame)(Number($("scrub").value)); };
 $("size").oninput = () => setSize(Number($("size").value));
 $("undo").onclick = undo;
+$("remove-keyframe").onclick = removeKeyframe;
 $("import-mask").onchange = importMask;
 $("add-object").onclick = addObject;
 $("propagate").onclick = propagate;
