@@ -12,11 +12,13 @@ One run reports:
     the output difference and the label agreement with transformers fp32 (its output decoded like
     ``SegGPTPredictor``: nearest of ``--labels`` + 1 label colours).
 Rounds interleave every row, so ratios are fair on a shared machine; ``flex`` rows get one untimed call first
-(compilation). ``--blocks`` runs a reduced-depth model of ViT-L width (taps spread evenly).
+(compilation). ``--blocks`` runs a reduced-depth model of ViT-L width (taps spread evenly); ``--preset`` another
+configuration's shapes (``seggpt-vos-small``: the short-sequence column of ``attention.FASTEST``).
 
     python scripts/bench_model.py --blocks 8 --rounds 2            # CPU, reduced depth
     python scripts/bench_model.py --device cuda --rounds 5         # full ViT-L on a GPU, with frames/s at P = 8
     python scripts/bench_model.py --attention-only 2 --rounds 3    # one attention call per variant
+    python scripts/bench_model.py --preset seggpt-vos-small --rounds 20 --threads 1   # the shipped model's shapes
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from seggpt_core import attention  # noqa: E402
 from seggpt_core.checkpoint import to_official_keys  # noqa: E402
 from seggpt_core.colours import label_colours  # noqa: E402
-from seggpt_core.model import SegGPT, SegGPTConfig  # noqa: E402
+from seggpt_core.cpu_kernels import bias_softmax_kernel  # noqa: E402
+from seggpt_core.model import PRESETS, SegGPT, SegGPTConfig  # noqa: E402
 from seggpt_core.transforms import painted_scores  # noqa: E402
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -96,6 +99,11 @@ def useful_flops(model: SegGPT, prompts: int) -> float:
     return counter.get_total_flops()
 
 
+def runs(variant: str, dtype: str, device: torch.device) -> bool:
+    """Whether ``variant`` runs ``dtype`` here (``fused``: bf16 on an AVX-512 CPU whose kernel built)."""
+    return variant != "fused" or (dtype == "bf16" and device.type == "cpu" and bias_softmax_kernel() is not None)
+
+
 def labels(painted: torch.Tensor, n_labels: int) -> torch.Tensor:
     return painted_scores(painted.float().cpu(), label_colours(n_labels)).argmax(1)
 
@@ -110,7 +118,7 @@ def attention_table(cfg: SegGPTConfig, sequences: int, dtypes: list[str], varian
     q, k, v = (torch.randn(b, heads, n, d, generator=g) for _ in range(3))
     rel_h, rel_w = torch.randn(b, heads, gh, gw, gh, generator=g), torch.randn(b, heads, gh, gw, gw, generator=g)
     ref = attention.eager(q, k, v, rel_h, rel_w, d**-0.5)
-    rows = [(dt, var) for dt in dtypes for var in dict.fromkeys([*variants, NO_BIAS])]
+    rows = [(dt, var) for dt in dtypes for var in dict.fromkeys([*variants, NO_BIAS]) if runs(var, dt, device)]
     inputs = {dt: [t.to(device, DTYPES[dt]) for t in (q, k, v, rel_h, rel_w)] for dt in dtypes}
     times = {row: [] for row in rows}
     errors = {}
@@ -134,18 +142,23 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--prompts", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--blocks", type=int, default=24, help="encoder depth (ViT-L width); 24 = the published model")
+    ap.add_argument("--preset", choices=sorted(PRESETS), help="benchmark this preset's shapes instead of ViT-L width "
+                    "(e.g. seggpt-vos-small: 128 tokens per canvas); the peak stays the GEMM of ViT-L's shapes")
     ap.add_argument("--rounds", type=int, default=2, help="timed rounds (interleaved)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's, one per core)")
     ap.add_argument("--dtypes", nargs="+", choices=tuple(DTYPES), default=None,
                     help="compute dtypes of ours (default: fp32 bf16, plus fp16 on CUDA)")
     ap.add_argument("--variants", nargs="+", choices=(*attention.VARIANTS, NO_BIAS),
-                    default=["augmented", "bias", "flex", NO_BIAS])
+                    default=["augmented", "bias", "blocked", "fused", "flex", NO_BIAS])
     ap.add_argument("--labels", type=int, default=3, help="label colours used to decode outputs for the agreement")
     ap.add_argument("--no-reference", action="store_true", help="skip transformers")
     ap.add_argument("--attention-only", type=int, metavar="SEQUENCES", default=0,
                     help="instead of the model, time one attention call over this many canvases per variant")
     args = ap.parse_args()
     device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if device.type == "cuda" and not torch.cuda.is_available():
         print("bench_model: --device cuda, but this torch build sees no CUDA device; run it where one is, or drop "
               "--device", file=sys.stderr)
@@ -153,14 +166,15 @@ def main() -> None:
     dtypes = args.dtypes or (["fp32", "bf16", "fp16"] if device.type == "cuda" else ["fp32", "bf16"])
     attention.VARIANTS[NO_BIAS] = no_bias
     torch.manual_seed(0)
-    cfg = bench_config(args.blocks)
+    cfg = PRESETS[args.preset] if args.preset else bench_config(args.blocks)
 
     peaks = {name: matmul_peak(DTYPES[name], device) for name in dtypes}
     fast = max(peaks, key=peaks.get)
     where = (next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                    if line.startswith("model name")), "?") if device.type == "cpu" else torch.cuda.get_device_name())
     print(f"device {device} [{where}], {torch.get_num_threads()} threads, torch {torch.__version__}; "
-          f"ViT-L width, {cfg.depth} blocks (taps {cfg.tap_indices}); matmul peak "
+          f"{f'preset {args.preset}' if args.preset else 'ViT-L width'}, {cfg.depth} blocks (taps {cfg.tap_indices}), "
+          f"{cfg.grid[0] * cfg.grid[1]} tokens per canvas; matmul peak "
           + ", ".join(f"{n} {p:.3f} TFLOP/s" for n, p in peaks.items()), flush=True)
     if args.attention_only:
         return attention_table(cfg, args.attention_only, dtypes, args.variants, args.rounds, device)
@@ -180,7 +194,7 @@ def main() -> None:
         models[name] = SegGPT(cfg).eval()
         models[name].load_state_dict(state)
         models[name].to(device).set_compute_dtype(DTYPES[name])
-    rows = [(d, v) for d in dtypes for v in args.variants]
+    rows = [(d, v) for d in dtypes for v in args.variants if runs(v, d, device)]
 
     counting = SegGPT(cfg)
     results = []

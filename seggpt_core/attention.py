@@ -13,11 +13,19 @@ for keys in raster order over a (gh, gw) grid. They differ only in how the N x N
   head dims). Exact, but both attention matmuls run at width 64 + gh + gw + pad (160 for ViT-L) instead of 64.
 * ``bias`` - SDPA with the bias as an additive float mask, built by broadcasting for a chunk of queries at a time so
   the mask never exceeds :data:`BIAS_CHUNK_ELEMENTS` elements. The matmuls stay at width 64.
+* ``blocked`` - attention as two batched GEMMs per block of queries, with the bias added to the logits between them
+  in fp32: for a group of heads and :data:`BLOCK_QUERIES` queries at a time, ``logits = q k^T`` (one GEMM at head
+  dim 64, in q's dtype: bf16 logits are rounded to bf16 as in transformers' bf16 eager), ``+ rel_h + rel_w`` by
+  broadcasting, fp32 softmax, ``@ v`` (a second GEMM); blocks of about :data:`BLOCK_ELEMENTS` logits. On a CPU
+  without AMX this runs the matmuls at the bf16 GEMM rate, which torch's fused attention kernel does not reach there.
+* ``fused`` - ``blocked`` with the bias, the exponentials and the bf16 store of each block in one C++ kernel
+  (:mod:`seggpt_core.cpu_kernels`, AVX-512, bf16, built on first use); the rows are normalised after the second GEMM.
+  Inference only.
 * ``flex`` - FlexAttention (compiled) with a ``score_mod`` that gathers the two decomposed terms per score: no N x N
   tensor at all. Inference only on CPU (torch 2.13 has no FlexAttention backward there).
 
-:func:`choose` maps (device, dtype) to the variant measured fastest there (:data:`FASTEST`, one table); the figures
-behind it are in the README (``scripts/bench_model.py``).
+:func:`choose` maps (device, dtype, sequence length) to the variant measured fastest there (:data:`FASTEST`, one
+table); the figures behind it are in the README (``scripts/bench_model.py``).
 """
 
 from __future__ import annotations
@@ -29,11 +37,19 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-Variant = Literal["eager", "augmented", "bias", "flex"]
-AttentionImpl = Literal["auto", "eager", "augmented", "bias", "flex"]
+from .cpu_kernels import bias_softmax_kernel
+
+Variant = Literal["eager", "augmented", "bias", "blocked", "fused", "flex"]
+AttentionImpl = Literal["auto", "eager", "augmented", "bias", "blocked", "fused", "flex"]
 
 #: Largest additive mask the ``bias`` variant materialises at once (elements; 2**24 = 64 MiB in fp32).
 BIAS_CHUNK_ELEMENTS = 1 << 24
+
+#: Queries per block of the ``blocked`` variant, and the logits one block holds (heads are grouped to fill it).
+#: Measured on ViT-L shapes (1568 tokens) on the 2-core AVX-512-BF16 CPU: 112 queries x 8 heads (1.4 M logits) ran
+#: the attention call about 1.3x faster than blocks of 28-83 queries or of 4 M+ logits (README, "Model").
+BLOCK_QUERIES = 112
+BLOCK_ELEMENTS = 112 * 8 * 1568
 
 
 def eager(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: torch.Tensor, rel_w: torch.Tensor,
@@ -79,6 +95,62 @@ def bias(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: torch.Tensor,
     return out
 
 
+WeightsFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]]
+
+
+def _in_blocks(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: torch.Tensor, rel_w: torch.Tensor,
+               scale: float, weights: WeightsFn) -> torch.Tensor:
+    """The block loop shared by ``blocked`` and ``fused``: per block, ``logits = q k^T`` (a GEMM in q's dtype),
+    ``weights(logits (m, r, n), rel_h (m, r, gh, 1) fp32, rel_w (m, r, 1, gw) fp32) -> (p (m, r, n) in q's dtype,
+    row sums (m, r, 1) fp32 or None when p is normalised)``, then ``p v`` (a second GEMM) / row sums."""
+    b, h, n, d = q.shape
+    gh, gw = rel_h.shape[2:4]
+    bh = b * h
+    queries = (q * scale).reshape(bh, n, d)
+    keys_t = k.reshape(bh, n, d).transpose(1, 2)  # (bh, d, n) view: the GEMM reads k transposed at full speed
+    values = v.reshape(bh, n, d)
+    rel_h = rel_h.reshape(bh, n, gh, 1).float()  # broadcast over the key columns kw
+    rel_w = rel_w.reshape(bh, n, 1, gw).float()  # broadcast over the key rows kh
+    rows = min(n, BLOCK_QUERIES)
+    heads = max(1, BLOCK_ELEMENTS // (rows * n))
+    out = []
+    for g in range(0, bh, heads):
+        group = slice(g, g + heads)
+        parts = []
+        for start in range(0, n, rows):
+            block = (group, slice(start, start + rows))
+            p, sums = weights(torch.bmm(queries[block], keys_t[group]), rel_h[block], rel_w[block])
+            part = torch.bmm(p, values[group])
+            parts.append(part if sums is None else (part.float() / sums).to(q.dtype))
+        out.append(torch.cat(parts, 1))
+    return torch.cat(out).view(b, h, n, d)
+
+
+def _softmax_weights(logits: torch.Tensor, rel_h: torch.Tensor, rel_w: torch.Tensor) -> tuple[torch.Tensor, None]:
+    m, r, n = logits.shape
+    x = torch.add(logits.view(m, r, rel_h.shape[2], rel_w.shape[3]), rel_h)  # fp32 from here
+    x += rel_w
+    return x.view(m, r, n).softmax(-1).to(logits.dtype), None
+
+
+def blocked(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: torch.Tensor, rel_w: torch.Tensor,
+            scale: float) -> torch.Tensor:
+    """Two GEMMs per block of queries with the bias and an fp32 softmax (torch ops) between them."""
+    return _in_blocks(q, k, v, rel_h, rel_w, scale, _softmax_weights)
+
+
+def fused(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: torch.Tensor, rel_w: torch.Tensor,
+          scale: float) -> torch.Tensor:
+    """``blocked`` with the bias, the softmax's exponentials and the bf16 store fused in one kernel per block
+    (:mod:`seggpt_core.cpu_kernels`); the normalisation moves after the second GEMM. bf16 on AVX-512 CPUs only."""
+    kernel = bias_softmax_kernel()
+    if kernel is None or q.dtype != torch.bfloat16 or q.device.type != "cpu":
+        raise ValueError(f"the fused attention kernel runs bf16 on AVX-512 CPUs only (got {q.dtype} on {q.device}"
+                         f"{'' if kernel else ', kernel unavailable here'}); use 'blocked'")
+    return _in_blocks(q, k, v, rel_h, rel_w, scale,
+                      lambda logits, rh, rw: kernel(logits, rh.squeeze(3), rw.squeeze(2)))
+
+
 @cache
 def _compiled_flex_attention() -> Callable:
     from torch.nn.attention.flex_attention import flex_attention
@@ -99,28 +171,42 @@ def flex(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: torch.Tensor,
 
 
 VARIANTS: dict[Variant, Callable[..., torch.Tensor]] = {"eager": eager, "augmented": augmented, "bias": bias,
-                                                        "flex": flex}
+                                                        "blocked": blocked, "fused": fused, "flex": flex}
 
-#: The fastest exact variant per (device type, compute dtype). CPU rows: measured on ViT-L shapes with
-#: ``scripts/bench_model.py`` (README, "Model"). CUDA rows: not measured yet (no GPU was lent to this work); SDPA with
-#: a float mask runs on the memory-efficient CUDA kernel at head dim 64 and needs no compiler, so it is the default
-#: until ``scripts/bench_model.py --device cuda`` says otherwise.
-FASTEST: dict[tuple[str, torch.dtype], Variant] = {
-    ("cpu", torch.float32): "bias",
-    ("cpu", torch.bfloat16): "bias",
-    ("cuda", torch.float32): "bias",
-    ("cuda", torch.bfloat16): "bias",
-    ("cuda", torch.float16): "bias",
+#: The fastest exact variant per (device type, compute dtype), for sequences up to :data:`LONG_TOKENS` tokens and for
+#: longer ones. CPU rows: measured with ``scripts/bench_model.py`` on ViT-L shapes (1568 tokens) and on the shipped
+#: small model (128 tokens), README "Model": at 128 tokens the GEMMs are too small for the blocked forms to pay for
+#: their extra calls in fp32. CUDA rows: not measured yet (no GPU was lent to this work); SDPA with a float mask runs
+#: on the memory-efficient CUDA kernel at head dim 64 and needs no compiler, so it is the default until
+#: ``scripts/bench_model.py --device cuda`` says otherwise.
+FASTEST: dict[tuple[str, torch.dtype], tuple[Variant, Variant]] = {
+    ("cpu", torch.float32): ("bias", "blocked"),
+    ("cpu", torch.bfloat16): ("fused", "fused"),
+    ("cuda", torch.float32): ("bias", "bias"),
+    ("cuda", torch.bfloat16): ("bias", "bias"),
+    ("cuda", torch.float16): ("bias", "bias"),
 }
+LONG_TOKENS = 512  #: between the two measured lengths (128, 1568); lengths in between are not measured
+
+#: What runs instead of ``fused`` (short, long) where its kernel cannot run (not AVX-512, no compiler) and under
+#: autograd (the kernel has no backward).
+UNFUSED: tuple[Variant, Variant] = ("bias", "blocked")
 
 
-def choose(device: torch.device, dtype: torch.dtype) -> Variant:
-    """The variant to run for ``dtype`` on ``device``: :data:`FASTEST`, else ``augmented`` (one fused call)."""
-    return FASTEST.get((device.type, dtype), "augmented")
+def choose(device: torch.device, dtype: torch.dtype, tokens: int, *, grad: bool = False) -> Variant:
+    """The variant to run for ``tokens``-long sequences in ``dtype`` on ``device``: :data:`FASTEST` (else
+    ``augmented``, one fused call), with ``fused`` replaced by :data:`UNFUSED` when gradients are needed or its
+    kernel is unavailable here."""
+    long = tokens > LONG_TOKENS
+    variant = FASTEST.get((device.type, dtype), ("augmented", "augmented"))[long]
+    if variant == "fused" and (grad or bias_softmax_kernel() is None):
+        return UNFUSED[long]
+    return variant
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: torch.Tensor, rel_w: torch.Tensor,
               scale: float, impl: AttentionImpl = "auto") -> torch.Tensor:
     """Run variant ``impl`` (``"auto"``: :func:`choose` for q's device and dtype). Shapes as in :func:`eager`."""
-    variant = choose(q.device, q.dtype) if impl == "auto" else impl
-    return VARIANTS[variant](q, k, v, rel_h, rel_w, scale)
+    if impl == "auto":
+        impl = choose(q.device, q.dtype, q.shape[2], grad=torch.is_grad_enabled() and q.requires_grad)
+    return VARIANTS[impl](q, k, v, rel_h, rel_w, scale)

@@ -1,0 +1,45 @@
+"""The fused bias-softmax CPU kernel (``csrc/bias_softmax.cpp``), built for this machine on first use.
+
+torch's own CPU attention kernel gains nothing from bf16 on a CPU without AMX, while its GEMMs run bf16 at several
+times the fp32 rate; the ``fused`` attention variant therefore runs the two attention matmuls as bf16 GEMMs and
+needs only the softmax in between, with the decomposed bias folded in. This module compiles that one function with
+``torch.utils.cpp_extension`` (a C++ compiler and ninja; about 25 s once, then cached in torch's extension folder,
+``TORCH_EXTENSIONS_DIR``). It exists only for AVX-512 CPUs; anywhere else, or when the build fails (no compiler),
+:func:`bias_softmax_kernel` returns None and the attention runs the ``blocked`` variant instead. Set
+``SEGGPT_VOS_NO_KERNELS=1`` to never build it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+SOURCE = Path(__file__).with_name("csrc") / "bias_softmax.cpp"
+FLAGS = ["-O3", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma", "-DCPU_CAPABILITY_AVX512",
+         "-DCPU_CAPABILITY=AVX512"]
+
+
+@cache
+def bias_softmax_kernel() -> Callable | None:
+    """``kernel(logits (m, r, n) bf16, rel_h (m, r, gh) fp32, rel_w (m, r, gw) fp32) -> (e (m, r, n) bf16, sums
+    (m, r, 1) fp32)`` with ``e = exp(logits + rel_h[kh] + rel_w[kw] - rowmax)`` unnormalised; None where it cannot
+    run here."""
+    if os.environ.get("SEGGPT_VOS_NO_KERNELS") or torch.backends.cpu.get_cpu_capability() != "AVX512":
+        return None
+    from torch.utils.cpp_extension import load
+
+    log.info("building the fused attention kernel for this CPU (once, about 25 s)")
+    try:
+        module = load(name="seggpt_bias_softmax", sources=[str(SOURCE)], extra_cflags=FLAGS, verbose=False)
+    except Exception as error:  # no compiler, no headers: the blocked variant does the same work, slower
+        log.warning("seggpt-vos: could not build the fused attention kernel (%s); using the unfused form",
+                    str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__)
+        return None
+    return module.bias_softmax
