@@ -49,6 +49,7 @@ FLOAT_FIELDS = {
     (WindowConfig, "margin"): {"bad": [0.0, -1.5], "good": [1e-3, 50.0]},
     (WindowConfig, "min_side"): {"bad": [0.0, 1.5], "good": [1.0]},
     (MotionConfig, "blend"): {"bad": [-0.1, 1.1], "good": [0.0, 1.0]},
+    (MotionConfig, "recover"): {"bad": [-0.1, 1.1], "good": [0.0, 1.0]},
     (MotionConfig, "scale"): {"bad": [0.0, 1.5], "good": [1.0, 0.01]},
     (PropagationConfig, "store_budget_mb"): {"bad": [-1.0], "good": [0.0, 1e6]},
 }
