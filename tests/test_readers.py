@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import itertools
 import threading
 import time
 from pathlib import Path
@@ -376,6 +377,24 @@ def test_prefetch_runs_a_bounded_distance_ahead():
     time.sleep(0.3)  # give the producer every chance to run ahead
     # one item consumed, at most 3 queued, one more produced and waiting for space
     assert len(produced) <= 1 + 3 + 1
+    stream.close()
+    assert wait_for_no_reader_threads() == []
+
+
+def test_prefetch_calls_on_wait_only_after_a_long_wait():
+    """The decoder parks decord only when the consumer has kept the queue full for ``on_wait_after`` seconds: a
+    consumer that keeps up never triggers it (no re-decode from a keyframe), a stalled one triggers it once per
+    stall."""
+    calls = []
+    stream = prefetch(iter(range(1000)), 2, on_wait=lambda: calls.append(time.monotonic()), on_wait_after=5.0)
+    assert sum(itertools.islice(stream, 200)) == sum(range(200))
+    assert calls == []
+    stream.close()
+    calls.clear()
+    stream = prefetch(iter(range(1000)), 2, on_wait=lambda: calls.append(time.monotonic()), on_wait_after=0.1)
+    next(stream)
+    time.sleep(0.6)  # one stall: the producer waits with a full queue for the whole of it
+    assert len(calls) == 1
     stream.close()
     assert wait_for_no_reader_threads() == []
 

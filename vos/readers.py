@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -32,6 +33,12 @@ from .frame_folders import IMAGE_SUFFIXES, list_frames
 
 #: Extensions read as video files (anything else that FFmpeg opens works too).
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".webm", ".mov")
+
+#: Seconds the decoding thread waits for a slow consumer before it parks decord (``VideoFileSource._park``). A
+#: consumer that frees a slot sooner (a model at video rate frees one every chunk_size / fps, about 0.5 s) never
+#: pays the re-decode from the last keyframe that a park costs the next chunk; meanwhile decord decodes ahead at
+#: most this long (about 22 MB/s on 480p, README "Video decoding").
+PARK_AFTER = 1.0
 
 T = TypeVar("T")
 
@@ -80,10 +87,11 @@ _END = object()
 
 
 def prefetch(items: Iterable[T], depth: int, *, name: str = "prefetch",
-             on_wait: Callable[[], None] | None = None) -> Iterator[T]:
+             on_wait: Callable[[], None] | None = None, on_wait_after: float = 0.0) -> Iterator[T]:
     """Iterate ``items`` on a background thread, at most ``depth`` items ahead of the consumer.
 
-    ``on_wait`` is called on that thread each time it finds the queue full and starts waiting for the consumer.
+    ``on_wait`` is called on that thread once per wait for the consumer that has lasted ``on_wait_after`` seconds
+    (the queue full all that time).
 
     Exceptions from ``items`` re-raise in the consumer at the point they happened in the stream. When the consumer
     stops early (the returned generator is closed or collected), the producer stops at its next item and is joined, and
@@ -95,15 +103,16 @@ def prefetch(items: Iterable[T], depth: int, *, name: str = "prefetch",
     stop = threading.Event()
 
     def put(item) -> bool:
-        waited = False
+        since = time.monotonic()
+        called = on_wait is None
         while not stop.is_set():
             try:
                 slots.put(item, timeout=0.05)
                 return True
             except queue.Full:
-                if on_wait is not None and not waited:
+                if not called and time.monotonic() - since >= on_wait_after:
                     on_wait()
-                waited = True
+                    called = True
         return False
 
     def produce() -> None:
@@ -203,8 +212,8 @@ class VideoFileSource(_VideoFile):
     ``prefetch`` chunks ahead on a background thread. Frame names are ``%05d`` of the index.
 
     Memory: decord decodes ahead on its own thread after every read, without bound while the caller does something
-    else; the reader is therefore parked (``_park``) whenever the consumer falls behind (the prefetch queue is full)
-    and after every random access. Figures (``scripts/bench_readers.py``) are in the README.
+    else; the reader is therefore parked (``_park``) when the consumer has kept the prefetch queue full for
+    :data:`PARK_AFTER` seconds, and after every random access. Figures (``scripts/bench_readers.py``) are in the README.
     A file decord cannot open (or ``backend="opencv"``) falls back to ``OpenCVFileSource`` (sequential only).
     """
 
@@ -271,7 +280,7 @@ class VideoFileSource(_VideoFile):
             self._check_index(index)
         try:
             for chunk in prefetch(self._chunks(indices), self.prefetch, name=f"decode:{self.name}",
-                                  on_wait=self._park):
+                                  on_wait=self._park, on_wait_after=PARK_AFTER):
                 for index, rgb in chunk:
                     yield Frame(index, frame_name(index), rgb)
         finally:
