@@ -197,10 +197,10 @@ def choose(device: torch.device, dtype: torch.dtype, tokens: int, *, grad: bool 
     """The variant to run for ``tokens``-long sequences in ``dtype`` on ``device``: :data:`FASTEST` (else
     ``augmented``, one fused call), with ``fused`` replaced by :data:`UNFUSED` when gradients are needed or its
     kernel is unavailable here."""
-    long = tokens > LONG_TOKENS
-    variant = FASTEST.get((device.type, dtype), ("augmented", "augmented"))[long]
+    column = 1 if tokens > LONG_TOKENS else 0  # a branch, not a bool index: under torch.compile tokens is symbolic
+    variant = FASTEST.get((device.type, dtype), ("augmented", "augmented"))[column]
     if variant == "fused" and (grad or bias_softmax_kernel() is None):
-        return UNFUSED[long]
+        return UNFUSED[column]
     return variant
 
 
