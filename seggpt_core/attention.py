@@ -37,7 +37,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from .cpu_kernels import bias_softmax_kernel
+from .cpu_kernels import bias_softmax, kernel_available
 
 Variant = Literal["eager", "augmented", "bias", "blocked", "fused", "flex"]
 AttentionImpl = Literal["auto", "eager", "augmented", "bias", "blocked", "fused", "flex"]
@@ -143,12 +143,11 @@ def fused(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: torch.Tensor
           scale: float) -> torch.Tensor:
     """``blocked`` with the bias, the softmax's exponentials and the bf16 store fused in one kernel per block
     (:mod:`seggpt_core.cpu_kernels`); the normalisation moves after the second GEMM. bf16 on AVX-512 CPUs only."""
-    kernel = bias_softmax_kernel()
-    if kernel is None or q.dtype != torch.bfloat16 or q.device.type != "cpu":
+    if not kernel_available() or q.dtype != torch.bfloat16 or q.device.type != "cpu":
         raise ValueError(f"the fused attention kernel runs bf16 on AVX-512 CPUs only (got {q.dtype} on {q.device}"
-                         f"{'' if kernel else ', kernel unavailable here'}); use 'blocked'")
+                         f"{'' if kernel_available() else ', kernel unavailable here'}); use 'blocked'")
     return _in_blocks(q, k, v, rel_h, rel_w, scale,
-                      lambda logits, rh, rw: kernel(logits, rh.squeeze(3), rw.squeeze(2)))
+                      lambda logits, rh, rw: bias_softmax(logits, rh.squeeze(3), rw.squeeze(2)))
 
 
 @cache
@@ -199,7 +198,7 @@ def choose(device: torch.device, dtype: torch.dtype, tokens: int, *, grad: bool 
     kernel is unavailable here."""
     column = 1 if tokens > LONG_TOKENS else 0  # a branch, not a bool index: under torch.compile tokens is symbolic
     variant = FASTEST.get((device.type, dtype), ("augmented", "augmented"))[column]
-    if variant == "fused" and (grad or bias_softmax_kernel() is None):
+    if variant == "fused" and (grad or not kernel_available()):
         return UNFUSED[column]
     return variant
 

@@ -5,7 +5,7 @@ times the fp32 rate; the ``fused`` attention variant therefore runs the two atte
 needs only the softmax in between, with the decomposed bias folded in. This module compiles that one function with
 ``torch.utils.cpp_extension`` (a C++ compiler and ninja; about 25 s once, then cached in torch's extension folder,
 ``TORCH_EXTENSIONS_DIR``). It exists only for AVX-512 CPUs; anywhere else, or when the build fails (no compiler),
-:func:`bias_softmax_kernel` returns None and the attention runs the ``blocked`` variant instead. Set
+:func:`kernel_available` is False and the attention runs the ``blocked`` variant instead. Set
 ``SEGGPT_VOS_NO_KERNELS=1`` to never build it.
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -27,19 +26,39 @@ FLAGS = ["-O3", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma", 
 
 
 @cache
-def bias_softmax_kernel() -> Callable | None:
-    """``kernel(logits (m, r, n) bf16, rel_h (m, r, gh) fp32, rel_w (m, r, gw) fp32) -> (e (m, r, n) bf16, sums
-    (m, r, 1) fp32)`` with ``e = exp(logits + rel_h[kh] + rel_w[kw] - rowmax)`` unnormalised; None where it cannot
-    run here."""
+def _extension():
+    """The built extension module, or None where it cannot run here (built once per process, cached on disk)."""
     if os.environ.get("SEGGPT_VOS_NO_KERNELS") or torch.backends.cpu.get_cpu_capability() != "AVX512":
         return None
     from torch.utils.cpp_extension import load
 
     log.info("building the fused attention kernel for this CPU (once, about 25 s)")
     try:
-        module = load(name="seggpt_bias_softmax", sources=[str(SOURCE)], extra_cflags=FLAGS, verbose=False)
+        return load(name="seggpt_bias_softmax", sources=[str(SOURCE)], extra_cflags=FLAGS, verbose=False)
     except Exception as error:  # no compiler, no headers: the blocked variant does the same work, slower
         log.warning("seggpt-vos: could not build the fused attention kernel (%s); using the unfused form",
                     str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__)
         return None
-    return module.bias_softmax
+
+
+@torch.compiler.assume_constant_result
+def kernel_available() -> bool:
+    """Whether :func:`bias_softmax` runs here (an AVX-512 CPU, and the kernel built); builds it on the first call."""
+    return _extension() is not None
+
+
+@torch.library.custom_op("seggpt_vos::bias_softmax", mutates_args=())
+def bias_softmax(logits: torch.Tensor, rel_h: torch.Tensor, rel_w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """logits (m, r, n) bf16, rel_h (m, r, gh) fp32, rel_w (m, r, gw) fp32 -> (e (m, r, n) bf16, sums (m, r, 1) fp32)
+    with ``e = exp(logits + rel_h[kh] + rel_w[kw] - rowmax)`` unnormalised. A torch custom op (with a shape-only
+    fake below), so ``torch.compile`` keeps it in its graph."""
+    extension = _extension()
+    if extension is None:
+        raise RuntimeError("the fused attention kernel is not available on this machine (kernel_available() is False)")
+    return tuple(extension.bias_softmax(logits, rel_h, rel_w))
+
+
+@bias_softmax.register_fake
+def _(logits: torch.Tensor, rel_h: torch.Tensor, rel_w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    m, r, _ = logits.shape
+    return torch.empty_like(logits), rel_h.new_empty(m, r, 1)

@@ -6,13 +6,13 @@ import pytest
 import torch
 
 from seggpt_core import attention
-from seggpt_core.cpu_kernels import bias_softmax_kernel
+from seggpt_core.cpu_kernels import kernel_available
 from seggpt_core.model import PRESETS, SegGPTConfig
 from tests.hf_reference import random_inputs, random_pair
 
 TINY = PRESETS["test-tiny"]
 IMPLS = ["auto", *(v for v in attention.VARIANTS if v != "fused")]  # fp32 models; fused is bf16-only
-needs_kernel = pytest.mark.skipif(bias_softmax_kernel() is None,
+needs_kernel = pytest.mark.skipif(not kernel_available(),
                                   reason="the fused attention kernel needs an AVX-512 CPU and a C++ compiler")
 
 
@@ -215,7 +215,7 @@ def test_auto_falls_back_where_fused_cannot_run(monkeypatch):
     cpu = torch.device("cpu")
     for long, tokens in ((0, 128), (1, 1568)):
         assert attention.choose(cpu, torch.bfloat16, tokens, grad=True) == attention.UNFUSED[long]
-    monkeypatch.setattr(attention, "bias_softmax_kernel", lambda: None)
+    monkeypatch.setattr(attention, "kernel_available", lambda: False)
     assert attention.choose(cpu, torch.bfloat16, 1568) == attention.UNFUSED[1]
     monkeypatch.undo()
     g = torch.Generator().manual_seed(17)
