@@ -37,6 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-gap", type=types.positive_int, default=8, help="largest frame distance within a pair")
     p.add_argument("--object-radius", type=types.fraction, nargs=2, default=SyntheticPairs.video.object_radius,
                    metavar=("MIN", "MAX"), help="generated objects' radius range, fraction of the short side")
+    p.add_argument("--real-look", type=types.probability, default=0.0,
+                   help="share of generated scenes drawn in the real-looking look (vos.training.synthetic.REAL_LOOK)")
+    p.add_argument("--init", default=None, metavar="MODEL",
+                   help="start from these weights (a shipped name or a folder) instead of a fresh initialisation: "
+                        "fine-tuning with a fresh schedule; the model's own configuration replaces --preset")
     p.add_argument("--steps", type=types.positive_int, default=d.steps)
     p.add_argument("--batch-size", type=types.positive_int, default=d.batch_size)
     p.add_argument("--accumulate", type=types.positive_int, default=d.accumulate,
@@ -107,19 +112,21 @@ def train(args: argparse.Namespace) -> int:
                       prompt_noise_prob=args.prompt_noise_prob, prompt_noise_px=args.prompt_noise_px,
                       pairs_per_scene=args.pairs_per_scene, seed=args.seed,
                       precision=precision, num_workers=args.workers, checkpoint_every=args.checkpoint_every)
-    model_cfg = PRESETS[args.preset]
+    start = SegGPT.from_pretrained(args.init) if args.init else None
+    model_cfg = start.config if start else PRESETS[args.preset]
     augment = Augment(size=model_cfg.half_size)
     if args.data_root:
         sampler = VideoFolderPairs(args.data_root, augment, split=args.split, max_gap=args.max_gap)
     else:
         video = replace(SyntheticPairs.video, object_radius=tuple(args.object_radius))
-        sampler = SyntheticPairs(augment, video, max_gap=args.max_gap)
+        sampler = SyntheticPairs(augment, video, max_gap=args.max_gap, real_look=args.real_look)
 
     torch.manual_seed(args.seed)
-    model = init_for_training(SegGPT(model_cfg))
+    model = start if start else init_for_training(SegGPT(model_cfg))
     trainer = Trainer(model, sampler, cfg, args.out, device=device)
     resumed = trainer.resume()
-    print(f"train: {'resumed at step ' + str(trainer.step) if resumed else 'fresh run'}; {args.preset} "
+    print(f"train: {'resumed at step ' + str(trainer.step) if resumed else 'fresh run'}; "
+          f"{'from ' + args.init if args.init else args.preset} "
           f"({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters), {precision}, "
           f"{cfg.steps} steps x {cfg.batch_size} samples, {torch.get_num_threads()} threads", flush=True)
     wall = time.perf_counter()
@@ -127,6 +134,7 @@ def train(args: argparse.Namespace) -> int:
     summary = {"step": trainer.step, "steps": cfg.steps, "train_seconds": round(trainer.elapsed, 1),
                "this_call_seconds": round(time.perf_counter() - wall, 1), "preset": args.preset,
                "train_config": {k: v for k, v in vars(cfg).items()}, "data": str(args.data_root or "synthetic"),
+               "init": args.init, "real_look": args.real_look,
                "command": " ".join([Path(sys.argv[0]).as_posix()] + sys.argv[1:])}
     log = [json.loads(line) for line in trainer.log_path.read_text().splitlines()]
     if log:

@@ -8,8 +8,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from seggpt_core.colours import label_colours
+from seggpt_core.errors import InputError
 from seggpt_core.losses import masked_loss
 from seggpt_core.model import PRESETS, SegGPT
 from seggpt_core.training import (IGNORE_LABEL, INSTANCE, SEMANTIC, ContextCanvases, Pair, Trainer, TrainConfig,
@@ -383,3 +385,49 @@ def test_init_for_training_lets_the_head_paint_target_sized_colours():
         small = SegGPT(TINY).eval()(*args).std()
         xavier = init_for_training(SegGPT(TINY)).eval()(*args).std()
     assert small < 0.1 < xavier
+
+
+def test_real_look_share_draws_real_looking_scenes(monkeypatch):
+    """``real_look`` = 1: every scene is planned in ``REAL_LOOK`` at the sampler's render size, with the seed the
+    default look would have used; 0 (the shipped recipe) draws nothing extra, so old runs see the same data."""
+    import vos.training.samplers as td
+    from vos.training.synthetic import REAL_LOOK
+
+    planned = []
+    real = td.SyntheticVideo
+    monkeypatch.setattr(td, "SyntheticVideo", lambda seed, config: planned.append((seed, config)) or real(seed, config))
+    td._planned_video.cache_clear()
+    default, realistic = tiny_sampler(), replace(tiny_sampler(), real_look=1.0)
+    scene = np.random.default_rng(3)
+    default(scene, np.random.default_rng(3))
+    after_default = scene.bit_generator.state
+    realistic(np.random.default_rng(3), np.random.default_rng(3))
+    (seed_a, look_a), (seed_b, look_b) = planned
+    assert seed_a == seed_b and look_a == VIDEO
+    assert look_b == replace(REAL_LOOK, size=VIDEO.size)
+    reference = np.random.default_rng(3)
+    reference.integers(TRAIN_SEED_LIMIT)
+    assert after_default == reference.bit_generator.state  # the default look takes one draw, as before
+    with pytest.raises(InputError, match="real-look share"):
+        replace(tiny_sampler(), real_look=1.5)
+
+
+def test_train_script_fine_tunes_from_given_weights(tmp_path, tiny_checkpoint):
+    """``--init`` starts from the weights (a near-zero learning rate leaves them as they were) and takes the model's
+    own configuration; without it the same run starts from a fresh initialisation."""
+    from tests.test_reliability import load_train_script
+
+    def run(name: str, *extra: str) -> dict:
+        out = tmp_path / name
+        rc = load_train_script().main(["--out", str(out), "--steps", "1", "--batch-size", "1", "--lr", "1e-12",
+                                       "--min-lr", "0", "--warmup-steps", "0", "--threads", "1", "--workers", "0",
+                                       "--no-progress", "--export", str(out / "export"), *extra])
+        assert rc == 0
+        return load_file(out / "export" / "model.safetensors")
+
+    start = load_file(tiny_checkpoint / "model.safetensors")
+    tuned = run("init", "--init", str(tiny_checkpoint), "--real-look", "0.5")
+    fresh = run("fresh", "--preset", "test-tiny")
+    assert tuned.keys() == start.keys()
+    assert all(torch.allclose(tuned[k], start[k], atol=1e-6) for k in start)
+    assert not all(torch.allclose(fresh[k], start[k], atol=1e-6) for k in start)

@@ -16,7 +16,7 @@ downstream works on small arrays.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -28,7 +28,7 @@ from seggpt_core.training import Pair, squash
 from ..datasets import DavisLayout
 from ..frame_folders import list_frames, natural_key
 from ..masks import read_label_png
-from .synthetic import SyntheticVideo, SyntheticVideoConfig
+from .synthetic import REAL_LOOK, SyntheticVideo, SyntheticVideoConfig
 
 #: Synthetic video seeds used for training are below this; seeds >= it are for held-out evaluation.
 TRAIN_SEED_LIMIT = 1_000_000
@@ -119,9 +119,16 @@ class SyntheticPairs:
     augment: Augment
     video: SyntheticVideoConfig = SyntheticVideoConfig(size=(128, 228), num_frames=40, object_radius=(0.1, 0.25))
     max_gap: int = 8
+    real_look: float = 0.0  #: share of scenes drawn in ``REAL_LOOK`` (at ``video``'s render size) instead of ``video``
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.real_look <= 1:
+            raise InputError(f"real-look share must be within [0, 1], got {self.real_look}")
 
     def __call__(self, scene: np.random.Generator, rng: np.random.Generator) -> Pair:
-        video = _planned_video(int(scene.integers(TRAIN_SEED_LIMIT)), self.video)
+        seed = int(scene.integers(TRAIN_SEED_LIMIT))
+        real = self.real_look > 0 and scene.random() < self.real_look  # no extra draw at 0: old runs stay identical
+        video = _planned_video(seed, replace(REAL_LOOK, size=self.video.size) if real else self.video)
         a, b = frame_pair(rng, len(video), self.max_gap)
         return self.augment(rng, Pair(*video.frame(a), *video.frame(b)))
 
