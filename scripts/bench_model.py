@@ -38,7 +38,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from seggpt_core import attention  # noqa: E402
 from seggpt_core.checkpoint import to_official_keys  # noqa: E402
 from seggpt_core.colours import label_colours  # noqa: E402
-from seggpt_core.cpu_kernels import kernel_available  # noqa: E402
 from seggpt_core.model import PRESETS, SegGPT, SegGPTConfig  # noqa: E402
 from seggpt_core.transforms import painted_scores  # noqa: E402
 
@@ -101,7 +100,7 @@ def useful_flops(model: SegGPT, prompts: int) -> float:
 
 def runs(variant: str, dtype: str, device: torch.device) -> bool:
     """Whether ``variant`` runs ``dtype`` here (``fused``: bf16 on an AVX-512 CPU whose kernel built)."""
-    return variant != "fused" or (dtype == "bf16" and device.type == "cpu" and kernel_available())
+    return variant != "fused" or attention.fused_runs(device, DTYPES[dtype])
 
 
 def labels(painted: torch.Tensor, n_labels: int) -> torch.Tensor:

@@ -139,13 +139,18 @@ def blocked(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: torch.Tens
     return _in_blocks(q, k, v, rel_h, rel_w, scale, _softmax_weights)
 
 
+def fused_runs(device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether ``fused`` runs ``dtype`` on ``device`` here: bf16 on a CPU whose kernel is built (AVX-512)."""
+    return device.type == "cpu" and dtype == torch.bfloat16 and kernel_available()
+
+
 def fused(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: torch.Tensor, rel_w: torch.Tensor,
           scale: float) -> torch.Tensor:
     """``blocked`` with the bias, the softmax's exponentials and the bf16 store fused in one kernel per block
     (:mod:`seggpt_core.cpu_kernels`); the normalisation moves after the second GEMM. bf16 on AVX-512 CPUs only."""
-    if not kernel_available() or q.dtype != torch.bfloat16 or q.device.type != "cpu":
-        raise ValueError(f"the fused attention kernel runs bf16 on AVX-512 CPUs only (got {q.dtype} on {q.device}"
-                         f"{'' if kernel_available() else ', kernel unavailable here'}); use 'blocked'")
+    if not fused_runs(q.device, q.dtype):
+        raise ValueError(f"the fused attention kernel runs bf16 on AVX-512 CPUs only (got {q.dtype} on {q.device}, "
+                         f"kernel built here: {kernel_available()}); use 'blocked'")
     return _in_blocks(q, k, v, rel_h, rel_w, scale,
                       lambda logits, rh, rw: bias_softmax(logits, rh.squeeze(3), rw.squeeze(2)))
 
@@ -198,7 +203,7 @@ def choose(device: torch.device, dtype: torch.dtype, tokens: int, *, grad: bool 
     kernel is unavailable here."""
     column = 1 if tokens > LONG_TOKENS else 0  # a branch, not a bool index: under torch.compile tokens is symbolic
     variant = FASTEST.get((device.type, dtype), ("augmented", "augmented"))[column]
-    if variant == "fused" and (grad or not kernel_available()):
+    if variant == "fused" and (grad or not fused_runs(device, dtype)):
         return UNFUSED[column]
     return variant
 
