@@ -162,22 +162,30 @@ class RepaintNewestPrompt(SegGPT):
         return prompt_targets[-1:].expand(query_images.shape[0], -1, -1, -1).clone()
 
 
-@pytest.mark.parametrize("place", [True, False])
-def test_windows_mode_places_the_query_window_around_the_warped_mask(place):
-    """The object is painted back into the window around its warped mask (``place``) or its previous mask."""
-    predictor = SegGPTPredictor(RepaintNewestPrompt(PRESETS["test-tiny"]), device="cpu", dtype="fp32")
-    config = PropagationConfig(mode="windows", context=0, motion="flow", flow=MotionConfig(place=place))
-    mode = WindowsMode(predictor, config)
-    rgb = textured(120, 200)
-    previous = np.zeros((120, 200), np.uint8)
-    previous[20:40, 30:50] = 1
-    warped = np.roll(previous, (50, 100), axis=(0, 1))
+def windows_step(model: SegGPT, flow: MotionConfig, previous: np.ndarray, warped: np.ndarray
+                 ) -> tuple[WindowsMode, np.ndarray]:
+    """One windows-mode step with the flow prior on a textured frame of ``previous``'s size: frame 0 (a blank
+    permanent prompt) observed with the mask ``previous``, frame 1 (the same image) painted with ``warped`` as its
+    flow-warped previous mask -> (the mode, frame 1's full-resolution labels)."""
+    predictor = SegGPTPredictor(model, device="cpu", dtype="fp32")
+    mode = WindowsMode(predictor, PropagationConfig(mode="windows", context=0, motion="flow", flow=flow))
+    rgb = textured(*previous.shape)
     bank = PromptBank(0)
     bank.add_permanent(PromptFrame(0, predictor.prepare_image(rgb), torch.zeros(predictor.half_size).long()))
     mode.observe(0, rgb, previous)
-    query = Query(1, predictor.prepare_image(rgb), rgb, previous, warped)
-    _, full = mode.predict(bank, query, np.array([[0, 0, 0], [255, 0, 0]], np.uint8))
-    painted = full.numpy() == 1
+    _, full = mode.predict(bank, Query(1, predictor.prepare_image(rgb), rgb, previous, warped),
+                           np.array([[0, 0, 0], [255, 0, 0]], np.uint8))
+    return mode, full.numpy()
+
+
+@pytest.mark.parametrize("place", [True, False])
+def test_windows_mode_places_the_query_window_around_the_warped_mask(place):
+    """The object is painted back into the window around its warped mask (``place``) or its previous mask."""
+    previous = np.zeros((120, 200), np.uint8)
+    previous[20:40, 30:50] = 1
+    warped = np.roll(previous, (50, 100), axis=(0, 1))
+    mode, full = windows_step(RepaintNewestPrompt(PRESETS["test-tiny"]), MotionConfig(place=place), previous, warped)
+    painted = full == 1
     where = warped if place else previous
     box = mode.windows.box(where == 1)
     top, left, h, w = box
@@ -193,37 +201,22 @@ class PaintBlack(SegGPT):
 
 @pytest.mark.parametrize("recover", [0.0, 0.5])
 def test_windows_mode_recovers_a_lost_object_from_its_warped_mask(recover):
-    predictor = SegGPTPredictor(PaintBlack(PRESETS["test-tiny"]), device="cpu", dtype="fp32")
-    config = PropagationConfig(mode="windows", context=0, motion="flow", flow=MotionConfig(recover=recover))
-    mode = WindowsMode(predictor, config)
-    rgb = textured(120, 200)
     previous = np.zeros((120, 200), np.uint8)
     previous[20:40, 30:50] = 1
     warped = np.roll(previous, (10, 20), axis=(0, 1))
-    bank = PromptBank(0)
-    bank.add_permanent(PromptFrame(0, predictor.prepare_image(rgb), torch.zeros(predictor.half_size).long()))
-    mode.observe(0, rgb, previous)
-    _, full = mode.predict(bank, Query(1, predictor.prepare_image(rgb), rgb, previous, warped),
-                           np.array([[0, 0, 0], [255, 0, 0]], np.uint8))
-    np.testing.assert_array_equal(full.numpy(), warped if recover else np.zeros_like(warped))
+    _, full = windows_step(PaintBlack(PRESETS["test-tiny"]), MotionConfig(recover=recover), previous, warped)
+    np.testing.assert_array_equal(full, warped if recover else np.zeros_like(warped))
 
 
 @pytest.mark.parametrize("prompt", [True, False])
 def test_windows_mode_can_show_the_query_with_its_warped_mask_as_a_prompt(prompt):
     """A painter that repaints its newest prompt paints the warped mask back when the query is that prompt."""
-    predictor = SegGPTPredictor(RepaintNewestPrompt(PRESETS["test-tiny"]), device="cpu", dtype="fp32")
-    config = PropagationConfig(mode="windows", context=0, motion="flow", flow=MotionConfig(place=False, prompt=prompt))
-    mode = WindowsMode(predictor, config)
-    rgb = textured(120, 200)
     previous = np.zeros((120, 200), np.uint8)
     previous[20:60, 30:70] = 1
     warped = np.zeros_like(previous)
     warped[30:50, 40:70] = 1  # inside the window around the previous mask (not placed by flow), another shape
-    bank = PromptBank(0)
-    bank.add_permanent(PromptFrame(0, predictor.prepare_image(rgb), torch.zeros(predictor.half_size).long()))
-    mode.observe(0, rgb, previous)
-    _, full = mode.predict(bank, Query(1, predictor.prepare_image(rgb), rgb, previous, warped),
-                           np.array([[0, 0, 0], [255, 0, 0]], np.uint8))
-    painted, truth = full.numpy() == 1, (warped if prompt else previous) == 1
+    _, full = windows_step(RepaintNewestPrompt(PRESETS["test-tiny"]), MotionConfig(place=False, prompt=prompt),
+                           previous, warped)
+    painted, truth = full == 1, (warped if prompt else previous) == 1
     iou = (painted & truth).sum() / (painted | truth).sum()
     assert iou > 0.8, iou
