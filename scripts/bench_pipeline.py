@@ -15,17 +15,20 @@ by round,
 and reports the ratio of frames/s, end to end over model only (median over rounds; the target is >= 0.95 writing
 palette PNGs, >= 0.9 with the editor outputs). Because the two runs of a round see different loads on a shared
 machine, it also reports two figures measured inside the end-to-end run itself: the model's share of its wall time
-(what the main thread's other work costs; 1 - share is the I/O not hidden) and how much slower ``paint`` ran there
-than in the model-only run (CPU stolen by the background threads; about 1.0 on a GPU). The ratio is their quotient.
-Last, the CPU time per frame of the main thread (the model's) and of everything else (decoding, the writer thread,
-ffmpeg encoders): load barely changes it, and the background's must fit on the cores the model leaves free.
+(what the model thread's other work, its waits and the start and end of the run cost; 1 - share is what is not
+hidden) and how much slower ``paint`` ran there than in the model-only run (CPU stolen by the other threads; about
+1.0 on a GPU). The ratio is their quotient. Last, the CPU time per frame of the session's model thread, of the
+caller's thread (the session decoding paintings to full-resolution ids, ``run_video`` queueing them for the writer)
+and of everything else (decoding, the writer thread, ffmpeg encoders): load barely changes it, and all but the model
+thread's must fit on the cores the model leaves free.
 
 Stages (``--stages``): where that CPU goes, each stage run alone on the same video, one after the other, as CPU ms per
 frame of the whole process and its reaped children (so decord's and ffmpeg's own threads count): decoding the mp4,
-the model (``paint``), the rest of the session's main-thread work (painting -> labels, upsampling to full resolution,
-id mapping, prompt bank, result store, resizing frames for the model), and each output format writing the session's
-labels (the alpha outputs sharing their mattes as in ``run_video``). Load barely changes CPU time, so this table is
-the one to trust on a busy machine.
+the model (``paint``), the rest of the session's work on the model's thread (prompt batches, painting -> slots at
+model resolution), on the caller's thread (upsampling to full resolution, id mapping, result store) and on the reader
+threads (resizing frames for the model), and each output format writing the session's labels (the alpha outputs
+sharing their mattes as in ``run_video``). Load barely changes CPU time, so this table is the one to trust on a busy
+machine.
 
 Memory: one child process per length (``--memory-frames``, default 300 and 3000) runs ``run_video`` on its mp4
 writing palette PNGs and reports its peak RSS (VmHWM); the target is the long video's peak within 5% of the short
@@ -171,9 +174,10 @@ def model_only_seconds(predictor: SegGPTPredictor, inputs: list[torch.Tensor], c
 
 
 class CpuTimer:
-    """CPU seconds while installed: this thread's (the model's), and the rest of the process plus its reaped children
-    (decoding, the writer thread, ffmpeg encoders). CPU time hardly depends on the machine's load, so it tells whether
-    the background work fits on the cores the model leaves free."""
+    """CPU seconds while installed: the caller's thread (the session's decoding of paintings to full-resolution ids,
+    and handing them to the writer) and the whole process plus its reaped children (the model's thread, decoding, the
+    writer thread, ffmpeg encoders). CPU time hardly depends on the machine's load, so it tells whether the background
+    work fits on the cores the model leaves free."""
 
     def __enter__(self) -> CpuTimer:
         self._start = self._now()
@@ -181,16 +185,16 @@ class CpuTimer:
 
     @staticmethod
     def _now() -> tuple[float, float]:
-        own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-        return time.thread_time(), own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+        return time.thread_time(), process_cpu_seconds()
 
     def __exit__(self, *exc) -> None:
-        main, total = (end - start for end, start in zip(self._now(), self._start))
-        self.main_seconds, self.background_seconds = main, total - main
+        self.caller_seconds, self.total_seconds = (end - start for end, start in zip(self._now(), self._start))
 
 
 class PaintTimer:
-    """Sums the seconds ``predictor.paint`` runs (synchronised on a GPU) while installed on the predictor.
+    """While installed on the predictor: the seconds ``predictor.paint`` runs (synchronised on a GPU), and the CPU
+    seconds of the thread that calls it (the session's model thread) from its first call to the end of its last, in
+    and between the calls.
 
     Measured inside the end-to-end run, the model's share of its wall time is immune to the machine's load changing
     between rounds, unlike the ratio of two runs.
@@ -199,16 +203,21 @@ class PaintTimer:
     def __init__(self, predictor: SegGPTPredictor) -> None:
         self.predictor = predictor
         self.seconds = 0.0
+        self.thread_cpu_seconds = 0.0
+        self._first_cpu: float | None = None
 
     def __enter__(self) -> PaintTimer:
         paint = self.predictor.paint
 
         def timed(*args, **kwargs):
             sync(self.predictor.device)
+            if self._first_cpu is None:
+                self._first_cpu = time.thread_time()
             start = time.perf_counter()
             out = paint(*args, **kwargs)
             sync(self.predictor.device)
             self.seconds += time.perf_counter() - start
+            self.thread_cpu_seconds = time.thread_time() - self._first_cpu
             return out
 
         self.predictor.paint = timed
@@ -263,8 +272,10 @@ def bench_speed(args: argparse.Namespace, video: TestVideo) -> dict:
                 model = model_only_seconds(predictor, inputs, args.context)
             rounds.append({"e2e_fps": video.frames / e2e, "model_fps": video.frames / model, "ratio": model / e2e,
                            "model_share": in_e2e.seconds / e2e, "paint_slowdown": in_e2e.seconds / model,
-                           "main_cpu_ms": 1000 * cpu.main_seconds / video.frames,
-                           "background_cpu_ms": 1000 * cpu.background_seconds / video.frames})
+                           "model_thread_cpu_ms": 1000 * in_e2e.thread_cpu_seconds / video.frames,
+                           "caller_cpu_ms": 1000 * cpu.caller_seconds / video.frames,
+                           "background_cpu_ms": 1000 * (cpu.total_seconds - cpu.caller_seconds
+                                                        - in_e2e.thread_cpu_seconds) / video.frames})
             print(f"round {r}: {rounds[-1]}", flush=True)
     if profile is not None:
         text = io.StringIO()
@@ -285,9 +296,9 @@ def process_cpu_seconds() -> float:
 
 
 def bench_stages(args: argparse.Namespace, video: TestVideo) -> dict[str, float]:
-    """CPU ms per frame of each stage, run alone: decoding, the session (model, and the rest on the model's thread and
-    on the reader threads), each output format. Run with ``--threads 1`` (torch's worker threads would count as the
-    reader threads' otherwise)."""
+    """CPU ms per frame of each stage, run alone: decoding, the session (model, and the rest on the model's thread, on
+    the caller's thread and on the reader threads), each output format. Run with ``--threads 1`` (torch's worker
+    threads would count as the reader threads' otherwise)."""
     predictor, _ = build_predictor(args, args.config)
     config = PropagationConfig(context=args.context, mode="joint")
     stages = {}
@@ -303,12 +314,14 @@ def bench_stages(args: argparse.Namespace, video: TestVideo) -> dict[str, float]
         stages["model (the session's paint calls)"] = process_cpu_seconds() - start
     session = VideoSession(predictor, video.mp4, config)
     session.add_mask(0, video.mask)
-    start, start_main = process_cpu_seconds(), time.thread_time()
-    results = [(pred.labels, pred.frame) for pred in session.propagate("forward")]
-    main = time.thread_time() - start_main - stages["model (the session's paint calls)"]
-    stages["session, model's thread besides the model (painting -> labels, upsampling, ids, prompt batches)"] = main
+    model = stages["model (the session's paint calls)"]
+    with PaintTimer(predictor) as model_thread, CpuTimer() as cpu:
+        results = [(pred.labels, pred.frame) for pred in session.propagate("forward")]
+    stages["session, model's thread besides the model (prompt batches, painting -> slots at model resolution)"] = (
+        model_thread.thread_cpu_seconds - model)
+    stages["session, caller's thread (slots -> ids at full resolution, result store)"] = cpu.caller_seconds
     stages["session, reader threads besides decoding (resizing frames for the model, re-seeking)"] = (
-        process_cpu_seconds() - start - main - stages["model (the session's paint calls)"]
+        cpu.total_seconds - cpu.caller_seconds - model_thread.thread_cpu_seconds
         - stages["decoding the H.264 mp4 (decord)"])
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-stages-") as out:
         spec = output_spec(args, Path(out))
@@ -421,12 +434,13 @@ def main() -> None:
         target = 0.9 if args.editor_outputs else 0.95
         print(f"| end-to-end frames/s | model-only frames/s | end-to-end / model-only (target >= {target}) | "
               "model's share of the end-to-end wall time | paint time end-to-end / model-only | "
-              "CPU ms/frame: main thread / background |")
+              "CPU ms/frame: model thread / caller's thread / background |")
         print("|---|---|---|---|---|---|")
         ratios = [r["ratio"] for r in speed["rounds"]]
         print(f"| {speed['e2e_fps']:.2f} | {speed['model_fps']:.2f} | {speed['ratio']:.3f} "
               f"({min(ratios):.2f}-{max(ratios):.2f}) | {speed['model_share']:.3f} | {speed['paint_slowdown']:.3f} | "
-              f"{speed['main_cpu_ms']:.1f} / {speed['background_cpu_ms']:.1f} |\n")
+              f"{speed['model_thread_cpu_ms']:.1f} / {speed['caller_cpu_ms']:.1f} / "
+              f"{speed['background_cpu_ms']:.1f} |\n")
     if stages is not None:
         print(f"Stages: CPU ms per frame of each stage run alone ({args.frames} frames of 854x480 H.264, writing "
               f"{describe_outputs(args)}).\n")

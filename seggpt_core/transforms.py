@@ -43,7 +43,7 @@ def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def normalize(rgb: np.ndarray | torch.Tensor) -> torch.Tensor:
     """(h, w, 3) uint8 (or float 0..255) -> (3, h, w) float32, ImageNet-normalised."""
     t = torch.as_tensor(np.require(rgb, requirements=('C', 'W'))).permute(2, 0, 1).float().div_(255)
-    return (t - _MEAN) / _STD
+    return ((t - _MEAN) / _STD).contiguous()  # stacking prompts (each frame) then copies no strided channels
 
 
 def normalized_colours(colours: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -88,10 +88,16 @@ def scores_to_labels(scores: torch.Tensor, out_size: tuple[int, int], upsample: 
     "bilinear" interpolates the scores (equivalently the colours, the scores being affine in them) before decoding.
     """
     small = scores.argmax(1)
+    return small, upsample_labels(scores, small, out_size, upsample)
+
+
+def upsample_labels(scores: torch.Tensor, small: torch.Tensor, out_size: tuple[int, int],
+                    upsample: Upsample = "nearest") -> torch.Tensor:
+    """The full-resolution half of :func:`scores_to_labels`: (Q, H, W) uint8 labels at ``out_size`` from the (Q, K+1,
+    h, w) ``scores`` and their argmax ``small`` (Q, h, w); separate so that it can run off the model's thread."""
     if upsample == "bilinear":
-        full = F.interpolate(scores, size=out_size, mode="bilinear", align_corners=False).argmax(1)
-        return small, full.to(torch.uint8)
-    return small, upsample_nearest(small.to(torch.uint8), out_size)
+        return F.interpolate(scores, size=out_size, mode="bilinear", align_corners=False).argmax(1).to(torch.uint8)
+    return upsample_nearest(small.to(torch.uint8), out_size)
 
 
 def upsample_nearest(labels: torch.Tensor, out_size: tuple[int, int]) -> torch.Tensor:

@@ -15,7 +15,7 @@ from seggpt_core.errors import InputError
 from seggpt_core.model import PRESETS, SegGPT
 from seggpt_core.predictor import SegGPTPredictor
 from vos.config import MotionConfig, PropagationConfig
-from vos.modes import Query, WindowsMode
+from vos.modes import Query, Slots, WindowsMode
 from vos.motion import BackwardFlow, Fusion, MotionPrior, flow_track, fuse_scores, warp_labels, SCORE_RANGE
 from vos.prompts import PromptBank, PromptFrame
 from vos.readers import Frame
@@ -172,10 +172,11 @@ def windows_step(model: SegGPT, flow: MotionConfig, previous: np.ndarray, warped
     rgb = textured(*previous.shape)
     bank = PromptBank(0)
     bank.add_permanent(PromptFrame(0, predictor.prepare_image(rgb), torch.zeros(predictor.half_size).long()))
-    mode.observe(0, rgb, previous)
-    _, full = mode.predict(bank, Query(1, predictor.prepare_image(rgb), rgb, previous, warped),
-                           np.array([[0, 0, 0], [255, 0, 0]], np.uint8))
-    return mode, full.numpy()
+    before = Slots.at_full_size(previous, predictor.half_size)
+    mode.observe(0, rgb, before)
+    slots = mode.predict(bank, Query(1, predictor.prepare_image(rgb), rgb, before, warped),
+                         np.array([[0, 0, 0], [255, 0, 0]], np.uint8))
+    return mode, slots.full
 
 
 @pytest.mark.parametrize("place", [True, False])

@@ -10,18 +10,57 @@ its own and dies with the pass.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import NamedTuple, Protocol
 
 import numpy as np
 import torch
 
 from seggpt_core.predictor import SegGPTPredictor
-from seggpt_core.transforms import resize_labels, scores_to_labels
+from seggpt_core.transforms import Upsample, resize_labels, upsample_labels
 
 from .config import PropagationConfig, ResolvedMode
 from .motion import Fusion
 from .prompts import BLACK_WHITE, PromptBank
 from .windows import Box, ObjectWindows
+
+
+class Slots:
+    """One frame's object slots 0..K: ``small`` (h, w) uint8 at model resolution and ``full`` (H, W) uint8 at the
+    frame's size.
+
+    ``full`` is either given or decoded from the painting on first use (``decode``), once, on whichever thread asks
+    first: the whole-frame modes never look at it, so the session decodes it on the caller's thread while the model's
+    thread paints the next frame.
+    """
+
+    def __init__(self, small: np.ndarray, full: np.ndarray | None = None,
+                 decode: Callable[[], np.ndarray] | None = None) -> None:
+        if (full is None) == (decode is None):
+            raise ValueError("give the full-resolution slots or a way to decode them, not both")
+        self.small = small
+        self._full, self._decode, self._lock = full, decode, threading.Lock()
+
+    @classmethod
+    def painted(cls, scores: torch.Tensor, out_size: tuple[int, int], upsample: Upsample) -> Slots:
+        """The slots of (K+1, h, w) painted ``scores`` (``transforms.painted_scores``): the argmax now, the
+        full-resolution labels at ``out_size`` when first asked for (``transforms.upsample_labels``)."""
+        small = scores.argmax(0)
+        return cls(small.to(torch.uint8).cpu().numpy(),
+                   decode=lambda: upsample_labels(scores[None], small[None], out_size, upsample)[0].cpu().numpy())
+
+    @classmethod
+    def at_full_size(cls, full: np.ndarray, model_size: tuple[int, int]) -> Slots:
+        """Slots known at the frame's size (a mask, a stored result); ``small`` by nearest resizing."""
+        return cls(resize_labels(full, model_size), full)
+
+    @property
+    def full(self) -> np.ndarray:
+        with self._lock:
+            if self._full is None:
+                self._full, self._decode = self._decode(), None
+            return self._full
 
 
 class Query(NamedTuple):
@@ -30,18 +69,18 @@ class Query(NamedTuple):
     index: int  #: frame index in the video
     image: torch.Tensor  #: (3, h, w) normalised at model size, on the device
     rgb: np.ndarray  #: (H, W, 3) uint8 at the frame's size
-    previous: np.ndarray | None  #: (H, W) uint8 slots of the frame computed just before in this pass (None: none)
+    previous: Slots | None  #: the slots of the frame computed just before in this pass (None: none)
     warped: np.ndarray | None = None
-    """(H, W) uint8 ``previous`` moved to this frame along optical flow (``vos.motion``; None: no motion prior)."""
+    """(H, W) uint8 ``previous.full`` moved to this frame along optical flow (``vos.motion``; None: no motion
+    prior)."""
 
 
 class PaintMode(Protocol):
-    def predict(self, bank: PromptBank, query: Query, colours: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """Slots 0..K (``colours``: (K+1, 3) label colours) of ``query``: (h, w) int64 at model resolution and
-        (H, W) uint8 at the frame's size. ``bank`` holds at least one prompt."""
+    def predict(self, bank: PromptBank, query: Query, colours: np.ndarray) -> Slots:
+        """Slots 0..K (``colours``: (K+1, 3) label colours) of ``query``. ``bank`` holds at least one prompt."""
 
-    def observe(self, index: int, rgb: np.ndarray, slots: np.ndarray) -> None:
-        """Frame ``index`` ((H, W, 3) RGB, (H, W) uint8 slots) has just become a prompt of ``bank``."""
+    def observe(self, index: int, rgb: np.ndarray, slots: Slots) -> None:
+        """Frame ``index`` ((H, W, 3) RGB and its slots) has just become a prompt of ``bank``."""
 
 
 class JointMode:
@@ -50,12 +89,11 @@ class JointMode:
     def __init__(self, predictor: SegGPTPredictor, config: PropagationConfig) -> None:
         self.predictor, self.upsample = predictor, config.upsample
 
-    def predict(self, bank: PromptBank, query: Query, colours: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        small, full = self.predictor.paint_labels(*bank.batch(colours), query.image[None], colours,
-                                                  query.rgb.shape[:2], self.upsample)
-        return small[0], full[0]
+    def predict(self, bank: PromptBank, query: Query, colours: np.ndarray) -> Slots:
+        scores = self.predictor.paint_scores(*bank.batch(colours), query.image[None], colours)
+        return Slots.painted(scores[0], query.rgb.shape[:2], self.upsample)
 
-    def observe(self, index: int, rgb: np.ndarray, slots: np.ndarray) -> None:
+    def observe(self, index: int, rgb: np.ndarray, slots: Slots) -> None:
         pass
 
 
@@ -73,15 +111,14 @@ class PerObjectMode:
     def __init__(self, predictor: SegGPTPredictor, config: PropagationConfig) -> None:
         self.predictor, self.upsample = predictor, config.upsample
 
-    def predict(self, bank: PromptBank, query: Query, colours: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    def predict(self, bank: PromptBank, query: Query, colours: np.ndarray) -> Slots:
         image = query.image[None]
         scores = torch.cat([torch.zeros(1, 1, *self.predictor.half_size, device=image.device)] +
                            [object_score(self.predictor, bank.batch(BLACK_WHITE, only_slot=slot), image)
                             for slot in range(1, len(colours))], 1)
-        small, full = scores_to_labels(scores, query.rgb.shape[:2], self.upsample)
-        return small[0], full[0]
+        return Slots.painted(scores[0], query.rgb.shape[:2], self.upsample)
 
-    def observe(self, index: int, rgb: np.ndarray, slots: np.ndarray) -> None:
+    def observe(self, index: int, rgb: np.ndarray, slots: Slots) -> None:
         pass
 
 
@@ -100,15 +137,15 @@ class WindowsMode:
         self._frames: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._cuts: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor] | None] = {}
 
-    def observe(self, index: int, rgb: np.ndarray, slots: np.ndarray) -> None:
-        self._frames[index] = (rgb, slots)
+    def observe(self, index: int, rgb: np.ndarray, slots: Slots) -> None:
+        self._frames[index] = (rgb, slots.full)
 
-    def predict(self, bank: PromptBank, query: Query, colours: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    def predict(self, bank: PromptBank, query: Query, colours: np.ndarray) -> Slots:
         indices = [f.index for f in bank.frames()]
         self._forget(set(indices))
         full = self._scores(bank, indices, query, len(colours) - 1).argmax(0).to(torch.uint8)
-        full = self.fusion.recover(full, query.warped)
-        return torch.from_numpy(resize_labels(full.cpu().numpy(), self.predictor.half_size)), full
+        full = self.fusion.recover(full, query.warped).cpu().numpy()
+        return Slots.at_full_size(full, self.predictor.half_size)
 
     def _forget(self, keep: set[int]) -> None:
         """Drop the frames (and their cuts) that left the bank."""
@@ -134,11 +171,12 @@ class WindowsMode:
         h, w = query.rgb.shape[:2]
         scores = torch.full((k + 1, h, w), -torch.inf, device=query.image.device)
         scores[0] = 0
-        placed = self.fusion.placed(query.previous, query.warped)
+        previous = None if query.previous is None else query.previous.full
+        placed = self.fusion.placed(previous, query.warped)
         for slot in range(1, k + 1):
             box: Box | None = None if placed is None else self.windows.box(placed == slot)
-            if box is None and placed is not query.previous and query.previous is not None:
-                box = self.windows.box(query.previous == slot)  # warped out of the frame: where it was
+            if box is None and placed is not previous and previous is not None:
+                box = self.windows.box(previous == slot)  # warped out of the frame: where it was
             cuts = [] if box is None else [c for c in (self._prompt(i, slot) for i in indices) if c is not None]
             if cuts:
                 cuts += self.fusion.prompts(query.rgb, query.warped, slot, box, self.windows)

@@ -47,10 +47,10 @@ from seggpt_core.transforms import resize_labels
 
 from .config import Direction, PropagationConfig, ResolvedMode, check_direction
 from .masks import ObjectIds, check_mask, check_mask_frame, load_mask, object_ids_in
-from .modes import PaintMode, Query, make_mode
+from .modes import PaintMode, Query, Slots, make_mode
 from .motion import MotionPrior
 from .prompts import PromptBank, PromptFrame
-from .readers import FrameSource, open_source, prefetched
+from .readers import Frame, FrameSource, open_source, prefetch, prefetched
 from .store import ResultStore
 
 if TYPE_CHECKING:
@@ -421,7 +421,12 @@ class VideoSession:
             yield Prediction(frame.index, frame.name, np.array(full), frame.rgb)
 
     def _run_pass(self, step: Pass, frames, keyframe_rgb: dict[int, np.ndarray]) -> Iterator[Prediction]:
-        """Track ``frames`` (the stale tail of ``step.frames``) with a prompt bank rebuilt from the stored results."""
+        """Track ``frames`` (the stale tail of ``step.frames``) with a prompt bank rebuilt from the stored results.
+
+        The model paints on its own thread (``_paint``), up to two frames ahead; this generator, on the caller's
+        thread, decodes each painting to full-resolution ids, stores and yields them, so that work (and whatever the
+        caller does with a prediction) overlaps the model instead of waiting between its frames.
+        """
         objects = ObjectIds()
         for object_id in step.objects:
             objects.add([object_id])
@@ -429,7 +434,7 @@ class VideoSession:
         mode = make_mode(self.mode, self.predictor, self.config)
         motion = MotionPrior(self.config.flow.scale) if self.config.uses_flow(self.mode) else None
         bank = PromptBank(self.config.context)
-        prepare = self.predictor.prepare_image
+        half = self.predictor.half_size
         if self._tuned is not None:
             prompt, _ = self._tuned
             device = self.predictor.device
@@ -438,7 +443,7 @@ class VideoSession:
         for k in (step.seed, step.second):
             if k is not None:
                 full = self._resolved(k, step.seed_is_mask or k == step.second)
-                slots = objects.to_slots(full, source=self._keyframes[k].source)
+                slots = Slots.at_full_size(objects.to_slots(full, source=self._keyframes[k].source), half)
                 rgb = keyframe_rgb[k] if k in keyframe_rgb else self.source.frame(k)
                 self._add_prompt(bank, mode, k, rgb, slots, permanent=True)
                 if k == step.seed:
@@ -446,44 +451,50 @@ class VideoSession:
         done = step.frames[:len(step.frames) - len(frames)] if isinstance(frames, range) else range(0)
         for index in done[-self.config.context:] if self.config.context else []:
             full, small = self._store.get(index)
-            self._add_prompt(bank, mode, index, self.source.frame(index), objects.to_slots(full),
-                             small=objects.to_slots(small))
+            self._add_prompt(bank, mode, index, self.source.frame(index),
+                             Slots(objects.to_slots(small), objects.to_slots(full)))
         if done:
-            previous = objects.to_slots(self._store.get(done[-1])[0])
+            previous = Slots.at_full_size(objects.to_slots(self._store.get(done[-1])[0]), half)
             previous_rgb = self.source.frame(done[-1]) if motion is not None else None
         merge_at = step.frames[-1] if step.merge_key is not None else None
         stream = self.source.read(frames) if motion is None else motion.track(self.source.read(frames), previous_rgb)
-        for frame, image in prefetched(stream, lambda f: (f, prepare(f.rgb)), depth=4):
-            if len(bank) and colours is not None:
-                warped = None if motion is None else motion.warped(previous, frame.index)
-                small_t, full_t = mode.predict(bank, Query(frame.index, image, frame.rgb, previous, warped), colours)
-                slots, small = full_t.cpu().numpy(), small_t.cpu().numpy().astype(np.uint8)
-            else:
-                slots = np.zeros(frame.rgb.shape[:2], np.uint8)
-                small = None
-            ids = objects.to_ids(slots)
+        painted = self._paint(stream, bank, mode, motion, colours, previous, merge_at)
+        for frame, slots in prefetch(painted, 2, name="model"):
+            ids = objects.to_ids(slots.full)
             if frame.index == merge_at:
                 ids = self._merge(self._keyframes[frame.index].labels, ids)
-                small_ids = resize_labels(ids, self.predictor.half_size)
-            else:
-                if small is not None:
-                    self._add_prompt(bank, mode, frame.index, frame.rgb, slots, small=small, image=image)
-                small_ids = objects.to_ids(small) if small is not None else np.zeros(self.predictor.half_size,
-                                                                                     np.uint8)
-            previous = slots
-            if frame.index == merge_at:
+                small_ids = resize_labels(ids, half)
                 keyframe_rgb[frame.index] = frame.rgb
+            else:
+                small_ids = objects.to_ids(slots.small)
             self._store.put(frame.index, step.frame_key(frame.index), ids, small_ids)
             yield Prediction(frame.index, frame.name, ids, frame.rgb)
 
-    def _add_prompt(self, bank: PromptBank, mode: PaintMode, index: int, rgb: np.ndarray, slots: np.ndarray, *,
-                    small: np.ndarray | None = None, image: torch.Tensor | None = None,
-                    permanent: bool = False) -> None:
-        """Frame ``index`` with its (H, W) slots becomes a prompt (at model resolution: ``small``, default the slots
-        resized with nearest)."""
+    def _paint(self, stream: Iterable[Frame], bank: PromptBank, mode: PaintMode, motion: MotionPrior | None,
+               colours: np.ndarray | None, previous: Slots | None, merge_at: int | None
+               ) -> Iterator[tuple[Frame, Slots]]:
+        """The model's loop of one pass (run on its own thread, which owns ``bank`` and ``mode`` from then on):
+        each frame of ``stream`` painted from ``bank`` and, except ``merge_at`` (a keyframe pasted over its
+        prediction), pushed into it; yields (frame, slots). Without prompts or objects the slots are background."""
+        prepare = self.predictor.prepare_image
+        with torch.inference_mode():
+            for frame, image in prefetched(stream, lambda f: (f, prepare(f.rgb)), depth=4):
+                if len(bank) and colours is not None:
+                    warped = None if motion is None else motion.warped(
+                        None if previous is None else previous.full, frame.index)
+                    slots = mode.predict(bank, Query(frame.index, image, frame.rgb, previous, warped), colours)
+                    if frame.index != merge_at:
+                        self._add_prompt(bank, mode, frame.index, frame.rgb, slots, image=image)
+                else:
+                    slots = Slots(np.zeros(self.predictor.half_size, np.uint8), np.zeros(frame.rgb.shape[:2], np.uint8))
+                previous = slots
+                yield frame, slots
+
+    def _add_prompt(self, bank: PromptBank, mode: PaintMode, index: int, rgb: np.ndarray, slots: Slots, *,
+                    image: torch.Tensor | None = None, permanent: bool = False) -> None:
+        """Frame ``index`` (``image``: already prepared for the model) with its slots becomes a prompt."""
         image = self.predictor.prepare_image(rgb) if image is None else image
-        small = resize_labels(slots, self.predictor.half_size) if small is None else small
-        prompt = PromptFrame(index, image, torch.as_tensor(small).to(image.device).long())
+        prompt = PromptFrame(index, image, torch.as_tensor(slots.small).to(image.device).long())
         (bank.add_permanent if permanent else bank.push)(prompt)
         mode.observe(index, rgb, slots)
 
