@@ -9,6 +9,7 @@ repeating a mask is a poor answer; context 3 keeps it quick on a CPU.
 from __future__ import annotations
 
 import hashlib
+import threading
 
 import numpy as np
 import pytest
@@ -131,7 +132,8 @@ def test_early_stop_keeps_results_and_resumes_to_the_same_answer(predictor, clip
     session = session_with(predictor, frames, truth, [0])
     run = session.propagate()
     got = [next(run).index for _ in range(5)]
-    run.close()
+    run.close()  # the model's thread, painting ahead, and the reader threads are stopped and joined
+    assert [t.name for t in threading.enumerate() if t.name.split(":")[0] in ("model", "transform", "decode")] == []
     assert got == [0, 1, 2, 3, 4]
     assert session.result(4) is not None and session.result(5) is None
     assert session.plan() == list(range(5, FRAMES))

@@ -17,7 +17,8 @@ from PIL import Image
 
 from seggpt_core.errors import InputError
 from vos.frame_folders import natural_key
-from vos.readers import FrameFolderSource, IteratorSource, VideoFileSource, open_source, prefetch, prefetched
+from vos.readers import (FrameFolderSource, IteratorSource, OpenCVFileSource, VideoFileSource, open_source, prefetch,
+                         prefetched)
 
 NUM_FRAMES, HEIGHT, WIDTH = 45, 72, 96
 
@@ -113,8 +114,6 @@ def test_random_access_and_backward_reads_equal_opencv(video, chunk_size):
 
 def test_opencv_fallback_equals_decord(video):
     """The sequential OpenCV reader (for what decord cannot open) against decord's decode of the same file."""
-    from vos.readers import OpenCVFileSource
-
     full = decord.VideoReader(str(video), ctx=decord.cpu(0)).get_batch(list(range(NUM_FRAMES))).asnumpy()
     source = OpenCVFileSource(video, chunk_size=7)
     np.testing.assert_array_equal(np.stack([f.rgb for f in source]), full)
@@ -418,3 +417,25 @@ def test_prefetched_applies_transform_in_order(video):
     means = [float(f.rgb.mean()) for f in VideoFileSource(video)]
     assert list(prefetched(VideoFileSource(video), lambda f: float(f.rgb.mean()))) == means
     assert wait_for_no_reader_threads() == []
+
+
+def test_forward_reads_start_with_one_frame_and_grow_to_the_chunk_size(video, monkeypatch):
+    """The first frame of a forward read is decoded alone (it reaches the model after one frame's decode); chunks
+    then double up to ``chunk_size``; backward reads keep whole chunks (each seeks)."""
+    source = VideoFileSource(video, chunk_size=8)
+    calls = []
+    decode = source._decode
+    monkeypatch.setattr(source, "_decode", lambda indices: calls.append(list(indices)) or decode(indices))
+    frames = [f.rgb for f in source.read(range(3, 40))]
+    assert [len(c) for c in calls] == [1, 2, 4, 8, 8, 8, 6]
+    assert [i for c in calls for i in c] == list(range(3, 40))
+    reference = decord.VideoReader(str(video), ctx=decord.cpu(0)).get_batch(list(range(3, 40))).asnumpy()
+    np.testing.assert_array_equal(np.stack(frames), reference)
+    calls.clear()
+    list(source.read(range(20, 2, -1)))
+    assert [len(c) for c in calls] == [8, 8, 2]
+
+
+def test_opencv_reader_chunks_grow_too(video):
+    source = OpenCVFileSource(video, chunk_size=8)
+    assert [len(chunk) for chunk in itertools.islice(source._chunks(), 6)] == [1, 2, 4, 8, 8, 8]

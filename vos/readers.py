@@ -16,6 +16,7 @@ truncated part way, a live frame of the wrong shape).
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 import time
@@ -69,6 +70,16 @@ def exact_fps(rate: Fraction | float | None) -> Fraction | None:
             if standard > 0 and abs(rate / standard - 1) < 1e-5:
                 return standard
     return fps
+
+
+def chunk_sizes(chunk_size: int) -> Iterator[int]:
+    """The sizes of a forward read's chunks: 1, 2, 4, ... up to ``chunk_size``, then ``chunk_size`` for good. The first
+    frame reaches the consumer after one frame's decode rather than a whole chunk's (16 frames of 480p H.264 are about
+    50 ms, the start of every run), and the chunks are full size from the fifth on."""
+    size = 1
+    while True:
+        yield min(size, chunk_size)
+        size *= 2
 
 
 def frame_name(index: int) -> str:
@@ -189,8 +200,9 @@ class FrameSource:
 
 
 class _VideoFile(FrameSource):
-    """A video file read in chunks of ``chunk_size`` frames, ``prefetch`` chunks ahead: the start both decoders share
-    (the path checked, the name); then ``_probe`` reads what the file says about itself."""
+    """A video file read in chunks of up to ``chunk_size`` frames (growing to it at the start of a forward read,
+    ``chunk_sizes``), ``prefetch`` chunks ahead: the start both decoders share (the path checked, the name); then
+    ``_probe`` reads what the file says about itself."""
 
     def __init__(self, path: str | Path, *, chunk_size: int = 16, prefetch: int = 2, name: str | None = None):
         self.path = Path(path)
@@ -208,7 +220,8 @@ class _VideoFile(FrameSource):
 
 class VideoFileSource(_VideoFile):
     """A video file decoded with decord, random access: ``read`` takes runs of up to ``chunk_size`` indices at a time
-    with one ``get_batch`` call (consecutive runs decode without seeking; a backward run seeks once per chunk),
+    with one ``get_batch`` call (consecutive runs decode without seeking, and a forward read starts with runs of 1, 2,
+    4, ... frames; a backward run seeks once per chunk),
     ``prefetch`` chunks ahead on a background thread. Frame names are ``%05d`` of the index.
 
     Memory: decord decodes ahead on its own thread after every read, without bound while the caller does something
@@ -270,9 +283,17 @@ class VideoFileSource(_VideoFile):
         return rgb
 
     def _chunks(self, indices: list[int]) -> Iterator[list[tuple[int, np.ndarray]]]:
-        for start in range(0, len(indices), self.chunk_size):
-            part = indices[start:start + self.chunk_size]
+        """Runs of ``indices`` decoded one ``get_batch`` each: growing (``chunk_sizes``) when the read goes forward, a
+        constant ``chunk_size`` otherwise (each backward chunk seeks, so small ones would cost a seek each)."""
+        forward = all(b > a for a, b in zip(indices, indices[1:]))
+        sizes = chunk_sizes(self.chunk_size) if forward else itertools.repeat(self.chunk_size)
+        start = 0
+        for size in sizes:
+            if start >= len(indices):
+                return
+            part = indices[start:start + size]
             yield list(zip(part, self._decode(part)))
+            start += size
 
     def read(self, indices: Iterable[int]) -> Iterator[Frame]:
         indices = list(indices)
@@ -321,16 +342,17 @@ class OpenCVFileSource(_VideoFile):
     def _chunks(self) -> Iterator[list[np.ndarray]]:
         """Lists of up to ``chunk_size`` (H, W, 3) RGB frames, in order; a short read is a truncated video."""
         capture = self._open()
-        decoded, chunk = 0, []
+        decoded, chunk, sizes = 0, [], chunk_sizes(self.chunk_size)
+        size = next(sizes)
         try:
             for rgb in _capture_frames(capture):
                 if rgb.shape[:2] != self.size:
                     raise InputError(f"{self.path}: frame {decoded + len(chunk)} is {rgb.shape[1]}x{rgb.shape[0]} but "
                                      f"the video started at {self.size[1]}x{self.size[0]}; re-encode it at one size")
                 chunk.append(rgb)
-                if len(chunk) == self.chunk_size:
+                if len(chunk) == size:
                     yield chunk
-                    decoded, chunk = decoded + len(chunk), []
+                    decoded, chunk, size = decoded + len(chunk), [], next(sizes)
             if chunk:
                 yield chunk
                 decoded += len(chunk)
