@@ -439,3 +439,30 @@ def test_forward_reads_start_with_one_frame_and_grow_to_the_chunk_size(video, mo
 def test_opencv_reader_chunks_grow_too(video):
     source = OpenCVFileSource(video, chunk_size=8)
     assert [len(chunk) for chunk in itertools.islice(source._chunks(), 6)] == [1, 2, 4, 8, 8, 8]
+
+
+def test_frame_zero_is_decoded_once(video):
+    """``_probe`` decodes frame 0; reading it again (every run starts there) returns a copy of that, not a decode."""
+    source = VideoFileSource(video)
+    reader = source._reader
+
+    class Counting:
+        calls = 0
+
+        def get_batch(self, indices):
+            Counting.calls += 1
+            return reader.get_batch(indices)
+
+        def __getattr__(self, name):
+            return getattr(reader, name)
+
+    source._reader = Counting()
+    a, b = source.frame(0), next(iter(source.read([0]))).rgb
+    assert Counting.calls == 0
+    reference = decord.VideoReader(str(video), ctx=decord.cpu(0))[0].asnumpy()
+    np.testing.assert_array_equal(a, reference)
+    np.testing.assert_array_equal(b, reference)
+    a[:] = 0  # the consumer owns what it gets
+    np.testing.assert_array_equal(source.frame(0), reference)
+    assert [f.index for f in source.read(range(3))] == [0, 1, 2]
+    assert Counting.calls == 1  # frame 0 the kept copy (a chunk of its own), frames 1-2 one get_batch

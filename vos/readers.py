@@ -239,9 +239,10 @@ class VideoFileSource(_VideoFile):
         if not self.num_frames:
             raise InputError(f"{self.path}: cannot open as a video (no frames); re-encode it (e.g. ffmpeg -i IN -c:v "
                              "libx264 OUT.mp4) or give a frame folder")
-        first = self._decode([0])[0]
+        self._first = None
+        self._first = self._decode([0])[0]
         self._park()
-        self.size = first.shape[:2]
+        self.size = self._first.shape[:2]
         self.fps = exact_fps(self._reader.get_avg_fps())
 
     def _open(self):
@@ -255,9 +256,13 @@ class VideoFileSource(_VideoFile):
                              "a frame folder") from None
 
     def _decode(self, indices: list[int]) -> list[np.ndarray]:
-        """(H, W, 3) uint8 RGB copies of ``indices`` (one ``get_batch``); a failure is a truncated file."""
+        """(H, W, 3) uint8 RGB copies of ``indices`` (one ``get_batch``); a failure is a truncated file. Frame 0 alone
+        (a keyframe at the start, every run's first read) is the copy ``_probe`` kept: decoding it again would cost a
+        seek and a restart of the decoder, about 20 ms on 480p H.264."""
         import decord
 
+        if indices == [0] and self._first is not None:
+            return [self._first.copy()]
         order = sorted(set(indices))
         try:
             with self._lock:
