@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import itertools
+import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -17,8 +19,8 @@ from PIL import Image
 
 from seggpt_core.errors import InputError
 from vos.frame_folders import natural_key
-from vos.readers import (FrameFolderSource, IteratorSource, OpenCVFileSource, VideoFileSource, open_source, prefetch,
-                         prefetched)
+from vos.readers import FrameFolderSource, IteratorSource, OpenCVFileSource, VideoFileSource, open_source
+from vos.threads import BACKGROUND_NICE, prefetch, prefetched
 
 NUM_FRAMES, HEIGHT, WIDTH = 45, 72, 96
 
@@ -466,3 +468,19 @@ def test_frame_zero_is_decoded_once(video):
     np.testing.assert_array_equal(source.frame(0), reference)
     assert [f.index for f in source.read(range(3))] == [0, 1, 2]
     assert Counting.calls == 1  # frame 0 the kept copy (a chunk of its own), frames 1-2 one get_batch
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priorities are Linux's")
+def test_background_threads_run_at_a_lower_priority_and_the_model_thread_does_not():
+    """Decoding ahead is background work (``BACKGROUND_NICE``); a prefetch for the model's own thread asks nice=0."""
+    caller = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    def priorities():
+        while True:
+            yield os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    assert next(iter(prefetch(priorities(), 1))) == min(caller + BACKGROUND_NICE, 19)
+    assert next(iter(prefetch(priorities(), 1, nice=0))) == caller
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == caller
+    with pytest.raises(ValueError, match="nice must be >= 0"):
+        next(iter(prefetch(priorities(), 1, nice=-1)))

@@ -18,7 +18,8 @@ import cv2
 import numpy as np
 
 from .config import MotionConfig
-from .readers import Frame, prefetch
+from .readers import Frame
+from .threads import prefetch
 
 
 class BackwardFlow:

@@ -17,13 +17,11 @@ truncated part way, a live frame of the wrong shape).
 from __future__ import annotations
 
 import itertools
-import queue
 import threading
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import NamedTuple, TypeVar
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -31,6 +29,7 @@ from PIL import Image
 from seggpt_core.errors import InputError
 
 from .frame_folders import IMAGE_SUFFIXES, list_frames
+from .threads import prefetch
 
 #: Extensions read as video files (anything else that FFmpeg opens works too).
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".webm", ".mov")
@@ -40,8 +39,6 @@ VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".webm", ".mov")
 #: pays the re-decode from the last keyframe that a park costs the next chunk; meanwhile decord decodes ahead at
 #: most this long (about 22 MB/s on 480p, README "Video decoding").
 PARK_AFTER = 1.0
-
-T = TypeVar("T")
 
 
 class Frame(NamedTuple):
@@ -85,75 +82,6 @@ def chunk_sizes(chunk_size: int) -> Iterator[int]:
 def frame_name(index: int) -> str:
     """Output name of frame ``index`` when the input has no names of its own (video files, live streams)."""
     return f"{index:05d}"
-
-
-class _Failure:
-    """An exception raised on the producer thread, carried through the queue to be re-raised by the consumer."""
-
-    def __init__(self, error: BaseException):
-        self.error = error
-
-
-_END = object()
-
-
-def prefetch(items: Iterable[T], depth: int, *, name: str = "prefetch",
-             on_wait: Callable[[], None] | None = None, on_wait_after: float = 0.0) -> Iterator[T]:
-    """Iterate ``items`` on a background thread, at most ``depth`` items ahead of the consumer.
-
-    ``on_wait`` is called on that thread once per wait for the consumer that has lasted ``on_wait_after`` seconds
-    (the queue full all that time).
-
-    Exceptions from ``items`` re-raise in the consumer at the point they happened in the stream. When the consumer
-    stops early (the returned generator is closed or collected), the producer stops at its next item and is joined, and
-    ``items`` is closed if it is a generator, so no thread or decoder outlives the loop.
-    """
-    if depth < 1:
-        raise ValueError(f"prefetch depth must be >= 1, got {depth}")
-    slots: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(item) -> bool:
-        since = time.monotonic()
-        called = on_wait is None
-        while not stop.is_set():
-            try:
-                slots.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                if not called and time.monotonic() - since >= on_wait_after:
-                    on_wait()
-                    called = True
-        return False
-
-    def produce() -> None:
-        iterator = None
-        try:
-            iterator = iter(items)
-            for item in iterator:
-                if not put(item):
-                    return
-            put(_END)
-        except BaseException as error:  # noqa: BLE001 - handed to the consumer, which re-raises it
-            put(_Failure(error))
-        finally:
-            close = getattr(iterator, "close", None)
-            if close is not None:
-                close()
-
-    thread = threading.Thread(target=produce, name=name, daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = slots.get()
-            if item is _END:
-                return
-            if isinstance(item, _Failure):
-                raise item.error
-            yield item
-    finally:
-        stop.set()
-        thread.join()
 
 
 class FrameSource:
@@ -583,8 +511,3 @@ def _one_line(error: BaseException, limit: int = 160) -> str:
     """An exception's message squeezed onto one short line."""
     text = " ".join(str(error).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def prefetched(source: Iterable[T], transform: Callable[[T], object], depth: int = 2) -> Iterator[object]:
-    """``transform(item)`` for each item, computed on a background thread ``depth`` items ahead (e.g. resizing)."""
-    return prefetch((transform(item) for item in source), depth, name="transform")

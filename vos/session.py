@@ -50,7 +50,8 @@ from .masks import ObjectIds, check_mask, check_mask_frame, load_mask, object_id
 from .modes import PaintMode, Query, Slots, make_mode
 from .motion import MotionPrior
 from .prompts import PromptBank, PromptFrame
-from .readers import Frame, FrameSource, open_source, prefetch, prefetched
+from .readers import Frame, FrameSource, open_source
+from .threads import prefetch, prefetched
 from .store import ResultStore
 
 if TYPE_CHECKING:
@@ -459,7 +460,7 @@ class VideoSession:
         merge_at = step.frames[-1] if step.merge_key is not None else None
         stream = self.source.read(frames) if motion is None else motion.track(self.source.read(frames), previous_rgb)
         painted = self._paint(stream, bank, mode, motion, colours, previous, merge_at)
-        for frame, slots in prefetch(painted, 2, name="model"):
+        for frame, slots in prefetch(painted, 2, name="model", nice=0):
             ids = objects.to_ids(slots.full)
             if frame.index == merge_at:
                 ids = self._merge(self._keyframes[frame.index].labels, ids)

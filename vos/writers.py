@@ -21,7 +21,6 @@ import io
 import json
 import os
 import queue
-import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from fractions import Fraction
@@ -35,6 +34,7 @@ from seggpt_core.atomic import atomic_write, remove_stale_temps, temp_path
 from seggpt_core.errors import InputError
 
 from .masks import davis_palette, object_ids_in
+from .threads import BACKGROUND_NICE, lower_priority
 
 
 def completed_frames(folder: str | Path, suffix: str = ".png") -> set[str]:
@@ -344,7 +344,7 @@ class AsyncWriter:
     """
 
     def __init__(self, formats: Sequence[FrameWriter], *, queue_size: int = 8,
-                 cleanup: Callable[[np.ndarray], np.ndarray] | None = None, nice: int = 10):
+                 cleanup: Callable[[np.ndarray], np.ndarray] | None = None, nice: int = BACKGROUND_NICE):
         if nice < 0:
             raise ValueError(f"nice must be >= 0 (a lower priority than the caller's), got {nice}")
         self.formats = list(formats)
@@ -357,18 +357,8 @@ class AsyncWriter:
         self._thread = threading.Thread(target=self._work, name="writer", daemon=True)
         self._thread.start()
 
-    def _lower_priority(self) -> None:
-        """This thread's nice value + ``nice`` (Linux: per thread; elsewhere the call would change the process's)."""
-        if not self.nice or not sys.platform.startswith("linux"):
-            return
-        thread = threading.get_native_id()
-        try:
-            os.setpriority(os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + self.nice)
-        except OSError:  # a sandbox refusing it: the outputs are the same, only less of the CPU goes to the model
-            pass
-
     def _work(self) -> None:
-        self._lower_priority()
+        lower_priority(self.nice)
         while True:
             item = self._queue.get()
             if item is None:
