@@ -472,15 +472,19 @@ def test_frame_zero_is_decoded_once(video):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priorities are Linux's")
 def test_background_threads_run_at_a_lower_priority_and_the_model_thread_does_not():
-    """Decoding ahead is background work (``BACKGROUND_NICE``); a prefetch for the model's own thread asks nice=0."""
+    """Decoding ahead is background work (``BACKGROUND_NICE`` below the main thread, however deep the thread that
+    starts it); a prefetch for the model's own thread asks nice=0."""
     caller = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
     def priorities():
         while True:
             yield os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
-    assert next(iter(prefetch(priorities(), 1))) == min(caller + BACKGROUND_NICE, 19)
+    background = min(caller + BACKGROUND_NICE, 19)
+    assert next(iter(prefetch(priorities(), 1))) == background
     assert next(iter(prefetch(priorities(), 1, nice=0))) == caller
+    nested = prefetch((p for inner in [prefetch(priorities(), 1)] for p in inner), 1)  # started by a background thread
+    assert next(iter(nested)) == background  # the same level, not twice as low
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == caller
     with pytest.raises(ValueError, match="nice must be >= 0"):
         next(iter(prefetch(priorities(), 1, nice=-1)))

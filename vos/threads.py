@@ -26,13 +26,17 @@ BACKGROUND_NICE = 10
 
 
 def lower_priority(nice: int) -> None:
-    """This thread's nice value + ``nice`` (Linux, where priority is per thread; elsewhere the call would change the
-    whole process's, so nothing is done). Processes the thread starts (ffmpeg encoders) inherit it."""
+    """Run this thread ``nice`` steps below the process's main thread (Linux, where priority is per thread; elsewhere
+    the call would change the whole process's, so nothing is done). Relative to the main thread, not to the thread
+    that started this one, so background threads started by background threads (a decoder under a resizer) stay at
+    the same level rather than sinking to the bottom. Processes the thread starts (ffmpeg encoders) inherit it."""
     if not nice or not sys.platform.startswith("linux"):
         return
     thread = threading.get_native_id()
     try:
-        os.setpriority(os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + nice)
+        target = min(os.getpriority(os.PRIO_PROCESS, os.getpid()) + nice, 19)
+        if target > os.getpriority(os.PRIO_PROCESS, thread):
+            os.setpriority(os.PRIO_PROCESS, thread, target)
     except OSError:  # a sandbox refusing it: the results are the same, only less of the CPU goes to the model
         pass
 
@@ -51,8 +55,8 @@ def prefetch(items: Iterable[T], depth: int, *, name: str = "prefetch", nice: in
              on_wait: Callable[[], None] | None = None, on_wait_after: float = 0.0) -> Iterator[T]:
     """Iterate ``items`` on a background thread, at most ``depth`` items ahead of the consumer.
 
-    ``nice``: that thread's priority below the caller's (``lower_priority``): background work by default, 0 for the
-    model's own thread. ``on_wait`` is called on that thread once per wait for the consumer that has lasted ``on_wait_after`` seconds
+    ``nice``: that thread's priority below the main thread's (``lower_priority``): background work by default, 0 for
+    the model's own thread. ``on_wait`` is called on that thread once per wait for the consumer that has lasted ``on_wait_after`` seconds
     (the queue full all that time).
 
     Exceptions from ``items`` re-raise in the consumer at the point they happened in the stream. When the consumer
