@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
+from seggpt_core.adaptation import AdaptConfig
 from seggpt_core.errors import InputError
 
 Mode = Literal["auto", "joint", "per-object", "windows"]
@@ -106,6 +107,9 @@ class PropagationConfig:
     flow: MotionConfig = field(default_factory=MotionConfig)  #: how the prior is used (windows mode)
     store_budget_mb: float = 512.0
     between: Between = "nearest"  #: how "both" fills the frames between two keyframes (``Between``)
+    adapt: AdaptConfig = field(default_factory=AdaptConfig)
+    """One-shot adaptation (``vos.adaptation``): each pass fine-tunes a copy of the model on its keyframes before it
+    propagates; ``adapt.steps`` 0 = off."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.context, int) or self.context < 0:
@@ -121,6 +125,8 @@ class PropagationConfig:
         if self.motion == "flow" and self.mode not in ("auto", "windows"):
             raise InputError(f"motion 'flow' is a prior of the windows mode; use --mode windows (or auto), or drop "
                              f"--motion with --mode {self.mode}")
+        if not isinstance(self.adapt, AdaptConfig):
+            raise InputError(f"adapt must be an AdaptConfig, got {type(self.adapt).__name__}")
         if not isinstance(self.flow, MotionConfig):
             raise InputError(f"flow must be a MotionConfig, got {type(self.flow).__name__}")
         if self.between not in get_args(Between):

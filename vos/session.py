@@ -45,6 +45,7 @@ from seggpt_core.errors import InputError
 from seggpt_core.predictor import SegGPTPredictor
 from seggpt_core.transforms import resize_labels
 
+from .adaptation import adapted_predictor
 from .config import Direction, PropagationConfig, ResolvedMode, check_direction
 from .masks import ObjectIds, check_mask, check_mask_frame, load_mask, object_ids_in
 from .modes import PaintMode, Query, make_mode
@@ -55,6 +56,10 @@ from .store import ResultStore
 
 if TYPE_CHECKING:
     from seggpt_core.tuned_prompt import TunedPrompt
+
+#: Adapted predictors a session keeps (``_pass_predictor``): a few, so the passes from one keyframe share one.
+ADAPTED_KEPT = 4
+
 
 class Prediction(NamedTuple):
     index: int  #: frame index in the video
@@ -140,6 +145,7 @@ class VideoSession:
         self._keyframes: dict[int, Keyframe] = {}
         self._tuned: tuple[TunedPrompt, str] | None = None
         self._store = ResultStore(int(config.store_budget_mb * 2**20))
+        self._adapted: dict[tuple, SegGPTPredictor] = {}  #: keyframes (index, slots digest) -> adapted predictor
 
     # ------------------------------------------------------------------------------------------------ video
     @property
@@ -426,7 +432,13 @@ class VideoSession:
         for object_id in step.objects:
             objects.add([object_id])
         colours = label_colours(len(objects)) if len(objects) else None
-        mode = make_mode(self.mode, self.predictor, self.config)
+        keyframes = {}  # keyframe index -> (RGB, slots) the pass starts from
+        for k in (step.seed, step.second):
+            if k is not None:
+                full = self._resolved(k, step.seed_is_mask or k == step.second)
+                slots = objects.to_slots(full, source=self._keyframes[k].source)
+                keyframes[k] = (keyframe_rgb[k] if k in keyframe_rgb else self.source.frame(k), slots)
+        mode = make_mode(self.mode, self._pass_predictor(keyframes), self.config)
         motion = MotionPrior(self.config.flow.scale) if self.config.uses_flow(self.mode) else None
         bank = PromptBank(self.config.context)
         prepare = self.predictor.prepare_image
@@ -435,14 +447,10 @@ class VideoSession:
             device = self.predictor.device
             bank.add_permanent(PromptFrame(None, prompt.image.to(device), None, prompt.target.to(device)))
         previous = previous_rgb = None
-        for k in (step.seed, step.second):
-            if k is not None:
-                full = self._resolved(k, step.seed_is_mask or k == step.second)
-                slots = objects.to_slots(full, source=self._keyframes[k].source)
-                rgb = keyframe_rgb[k] if k in keyframe_rgb else self.source.frame(k)
-                self._add_prompt(bank, mode, k, rgb, slots, permanent=True)
-                if k == step.seed:
-                    previous, previous_rgb = slots, rgb
+        for k, (rgb, slots) in keyframes.items():
+            self._add_prompt(bank, mode, k, rgb, slots, permanent=True)
+            if k == step.seed:
+                previous, previous_rgb = slots, rgb
         done = step.frames[:len(step.frames) - len(frames)] if isinstance(frames, range) else range(0)
         for index in done[-self.config.context:] if self.config.context else []:
             full, small = self._store.get(index)
@@ -475,6 +483,21 @@ class VideoSession:
                 keyframe_rgb[frame.index] = frame.rgb
             self._store.put(frame.index, step.frame_key(frame.index), ids, small_ids)
             yield Prediction(frame.index, frame.name, ids, frame.rgb)
+
+    def _pass_predictor(self, keyframes: dict[int, tuple[np.ndarray, np.ndarray]]) -> SegGPTPredictor:
+        """The predictor a pass starting from ``keyframes`` (index -> RGB, slots) paints with: the session's, or with
+        ``config.adapt`` on, a copy adapted to those keyframes (``vos.adaptation``; kept for the passes that share
+        them, e.g. both directions from one keyframe)."""
+        if not self.config.adapt.enabled or not any(slots.any() for _, slots in keyframes.values()):
+            return self.predictor
+        key = tuple((k, hashlib.blake2b(slots.tobytes(), digest_size=16).hexdigest()) for k, (_, slots) in
+                    keyframes.items())
+        if key not in self._adapted:
+            while len(self._adapted) >= ADAPTED_KEPT:
+                del self._adapted[next(iter(self._adapted))]
+            self._adapted[key] = adapted_predictor(self.predictor, list(keyframes.values()), self.mode,
+                                                   self.config.windows, self.config.adapt)
+        return self._adapted[key]
 
     def _add_prompt(self, bank: PromptBank, mode: PaintMode, index: int, rgb: np.ndarray, slots: np.ndarray, *,
                     small: np.ndarray | None = None, image: torch.Tensor | None = None,

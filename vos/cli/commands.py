@@ -7,6 +7,8 @@ import argparse
 from pathlib import Path
 from typing import get_args
 
+from seggpt_core.adaptation import AdaptConfig
+
 from ..config import Direction, Mode, Motion, MotionConfig, PropagationConfig, WindowConfig
 
 from . import arguments as types
@@ -53,6 +55,12 @@ def add_propagation_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--motion-recover", type=types.probability, default=MotionConfig.recover,
                    help="with --motion flow: an object whose painted mask overlaps its flow-warped previous mask by "
                         "an IoU under this takes the warped mask (lost-object recovery; 0: never; default %(default)s)")
+    g.add_argument("--adapt-steps", type=types.adapt_steps, default=AdaptConfig.steps,
+                   help="one-shot adaptation: fine-tune a copy of the model for this many steps on each pass's "
+                        "keyframes (augmented, cut as the mode paints) before propagating (0: off; default "
+                        "%(default)s)")
+    g.add_argument("--adapt-lr", type=types.positive_float, default=AdaptConfig.lr,
+                   help="learning rate of the adaptation (default %(default)g)")
     g.add_argument("--upsample", choices=("nearest", "bilinear"), default="nearest",
                    help="how labels return to the frame size (nearest = official)")
 
@@ -138,7 +146,8 @@ def propagation_config(args: argparse.Namespace):
     """The propagation settings of the command line (each config validates itself: a bad value is an InputError)."""
     return PropagationConfig(context=args.context, mode=args.mode, upsample=args.upsample,
                              windows=WindowConfig(args.window_margin, args.window_min), motion=args.motion,
-                             flow=MotionConfig(blend=args.motion_blend, recover=args.motion_recover))
+                             flow=MotionConfig(blend=args.motion_blend, recover=args.motion_recover),
+                             adapt=AdaptConfig(steps=args.adapt_steps, lr=args.adapt_lr))
 
 
 # ------------------------------------------------------------------------------------------------------ segment
