@@ -34,7 +34,11 @@ class KeyframeAugment:
     (``flip_prob``, shared by the pair) on the frame; colour gains within 1 +- ``brightness`` / ``contrast`` /
     ``saturation`` and, with probability ``blur_prob``, a Gaussian blur (sigma up to ``blur`` px) at the model's input
     size. In windows mode the query's window is moved by up to ``window_shift`` of its side and rescaled by up to that
-    much (log), as a window placed by the previous frame sits a little off the object."""
+    much (log), as a window placed by the previous frame sits a little off the object.
+
+    With probability ``paste_prob`` a half is "lucid data dreaming" (Khoreva et al. 2017): the object alone is moved
+    (by up to ``paste_shift`` of its box side) over the keyframe's background with the objects inpainted away, which
+    keeps its place, so the object is seen against other parts of its background."""
 
     scale: float = 0.15
     rotate: float = 10.0
@@ -46,22 +50,28 @@ class KeyframeAugment:
     blur_prob: float = 0.3
     flip_prob: float = 0.5
     window_shift: float = 0.1
+    paste_prob: float = 0.5
+    paste_shift: float = 0.5
 
-    def geometry(self, rng: np.random.Generator, rgb: np.ndarray, slots: np.ndarray,
-                 flip: bool) -> tuple[np.ndarray, np.ndarray]:
-        """The affine map and flip of one half: (H, W, 3) uint8 and (H, W) uint8 slots, same size."""
+    def geometry(self, rng: np.random.Generator, rgb: np.ndarray, slots: np.ndarray, flip: bool,
+                 background: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The affine map and flip of one half: (H, W, 3) uint8 and (H, W) uint8 slots, same size; ``background``:
+        the keyframe without its objects (for pasting)."""
+        paste = self.paste_prob > 0 and rng.random() < self.paste_prob  # no draw at 0
         h, w = slots.shape
         rows, cols = np.flatnonzero(slots.any(1)), np.flatnonzero(slots.any(0))
         centre = ((cols[0] + cols[-1]) / 2, (rows[0] + rows[-1]) / 2)
         side = max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1
         matrix = cv2.getRotationMatrix2D(centre, float(rng.uniform(-1, 1) * self.rotate),
                                          float(np.exp(rng.uniform(-1, 1) * self.scale)))
-        matrix[:, 2] += rng.uniform(-1, 1, 2) * self.shift * side
+        matrix[:, 2] += rng.uniform(-1, 1, 2) * (self.paste_shift if paste else self.shift) * side
         moved = cv2.warpAffine(slots, matrix, (w, h), flags=cv2.INTER_NEAREST, borderValue=0)
         if not moved.any():  # moved out of the frame: keep the keyframe's geometry
             moved, image = slots, rgb
         else:
             image = cv2.warpAffine(rgb, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            if paste:
+                image = np.where(moved[..., None] > 0, image, background)
         if flip:
             image, moved = image[:, ::-1], moved[:, ::-1]
         return image, moved
@@ -108,19 +118,22 @@ class KeyframePairs:
         if not self.keyframes:
             raise ValueError("adaptation needs a keyframe with at least one object")
         self.mode, self.windows, self.size, self.seg_type, self.augment = mode, windows, size, seg_type, augment
+        self.backgrounds = [without_objects(*k) if augment.paste_prob > 0 else None for k in self.keyframes]
 
     def __call__(self, scene: np.random.Generator, rng: np.random.Generator) -> Pair:
-        rgb_a, slots_a = self.keyframes[int(scene.integers(len(self.keyframes)))]
+        a = int(scene.integers(len(self.keyframes)))
         if self.mode != "joint":  # one object, white on black
-            objects = np.unique(slots_a)
+            objects = np.unique(self.keyframes[a][1])
             obj = int(scene.choice(objects[objects > 0]))
-            with_obj = [k for k in self.keyframes if (k[1] == obj).any()]
-            rgb_b, slots_b = with_obj[int(scene.integers(len(with_obj)))]
-            slots_a, slots_b = ((s == obj).astype(np.uint8) for s in (slots_a, slots_b))
+            with_obj = [i for i, k in enumerate(self.keyframes) if (k[1] == obj).any()]
+            b = with_obj[int(scene.integers(len(with_obj)))]
+            chosen = [(self.keyframes[i][0], (self.keyframes[i][1] == obj).astype(np.uint8)) for i in (a, b)]
         else:
-            rgb_b, slots_b = self.keyframes[int(scene.integers(len(self.keyframes)))]
+            b = int(scene.integers(len(self.keyframes)))
+            chosen = [self.keyframes[i] for i in (a, b)]
         flip = rng.random() < self.augment.flip_prob
-        halves = [self.augment.geometry(rng, rgb, slots, flip) for rgb, slots in ((rgb_a, slots_a), (rgb_b, slots_b))]
+        halves = [self.augment.geometry(rng, rgb, slots, flip, self.backgrounds[i])
+                  for i, (rgb, slots) in zip((a, b), chosen)]
         if self.mode == "windows":
             margin, min_side = self.windows.margin, self.windows.min_side
             (image_a, labels_a), (image_b, labels_b) = halves
@@ -130,6 +143,18 @@ class KeyframePairs:
         (image_a, labels_a), (image_b, labels_b) = (squash(image, labels, self.size) for image, labels in halves)
         return Pair(self.augment.photometric(rng, image_a), labels_a, self.augment.photometric(rng, image_b),
                     labels_b, seg_type=self.seg_type)
+
+
+def without_objects(rgb: np.ndarray, slots: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8: the frame with its objects inpainted away (OpenCV Telea, at a quarter of the size for speed,
+    pasted back into the objects' pixels and a few around them only)."""
+    h, w = slots.shape
+    hole = cv2.dilate((slots > 0).astype(np.uint8), np.ones((9, 9), np.uint8))
+    small = (max(8, w // 4), max(8, h // 4))
+    filled = cv2.inpaint(cv2.resize(rgb, small, interpolation=cv2.INTER_AREA),
+                         cv2.resize(hole, small, interpolation=cv2.INTER_NEAREST), 3, cv2.INPAINT_TELEA)
+    filled = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.where(hole[..., None] > 0, filled, rgb)
 
 
 def adapted_predictor(predictor: SegGPTPredictor, keyframes: Sequence[Keyframe], mode: ResolvedMode,
