@@ -107,8 +107,9 @@ def folder_name(precision: str, config: PropagationConfig, half_size: tuple[int,
         name += f"-m{config.windows.margin:g}-s{config.windows.min_side:g}"
     if config.uses_flow(mode) and config.flow != MotionConfig():
         name += "".join(f"-{k}{v:g}" for k, v in asdict(config.flow).items() if v != getattr(MotionConfig, k))
-    if config.adapt.enabled:
-        name += f"-adapt{config.adapt.steps}-lr{config.adapt.lr:g}-b{config.adapt.batch_size}"
+    adapt = config.adaptation(mode)
+    if adapt.enabled:
+        name += f"-adapt{adapt.steps}-lr{adapt.lr:g}-b{adapt.batch_size}"
     return name
 
 
@@ -204,10 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--motion", default=PropagationConfig.motion, choices=get_args(Motion))
     p.add_argument("--motion-blend", type=float, default=MotionConfig.blend)
     p.add_argument("--context", type=int, default=PropagationConfig().context, help="previous predictions as prompts")
-    p.add_argument("--adapt-steps", type=int, default=PropagationConfig().adapt.steps,
-                   help="one-shot adaptation steps on each video's first mask (0: off)")
-    p.add_argument("--adapt-lr", type=float, default=AdaptConfig.lr)
-    p.add_argument("--adapt-batch", type=int, default=AdaptConfig.batch_size)
+    p.add_argument("--adapt-steps", type=int, default=None,
+                   help="one-shot adaptation steps on each video's first mask (0: off; default: the pipeline's)")
+    p.add_argument("--adapt-lr", type=float, default=AdaptConfig.lr, help="with --adapt-steps")
+    p.add_argument("--adapt-batch", type=int, default=AdaptConfig.batch_size, help="with --adapt-steps")
     p.add_argument("--compare-mode", default=None, choices=get_args(Mode)[1:],
                    help="also score with this mode")
     p.add_argument("--compare-motion", default=None, choices=get_args(Motion)[1:], help="also score with this motion")
@@ -243,13 +244,15 @@ def main(argv: list[str] | None = None) -> int:
     half = fp32.half_size
     config = PropagationConfig(mode=args.mode, context=args.context, motion=args.motion,
                                flow=MotionConfig(blend=args.motion_blend),
-                               adapt=AdaptConfig(args.adapt_steps, args.adapt_lr, args.adapt_batch))
+                               adapt=None if args.adapt_steps is None else AdaptConfig(args.adapt_steps, args.adapt_lr,
+                                                                                       args.adapt_batch))
     video = SyntheticVideoConfig(num_frames=args.frames)
     json_path = args.out / "bench_small_model.json"
     results: dict = json.loads(json_path.read_text()) if json_path.is_file() else {}
     results.update({"model": str(args.model), "mode": config.resolved_mode(half), "context": config.context,
                     "motion": config.motion if config.uses_flow(config.resolved_mode(half)) else "none",
-                    "flow": asdict(config.flow), "windows": asdict(config.windows), "adapt": asdict(config.adapt),
+                    "flow": asdict(config.flow), "windows": asdict(config.windows),
+                    "adapt": asdict(config.adaptation(config.resolved_mode(half))),
                     "video_config": json.loads(json.dumps(asdict(video)))})
 
     if args.tune_windows:

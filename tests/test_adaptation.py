@@ -19,7 +19,7 @@ from seggpt_core.model import PRESETS, SegGPT
 from seggpt_core.predictor import SegGPTPredictor
 from seggpt_core.training import TrainConfig, make_canvas
 from vos.adaptation import KeyframePairs
-from vos.config import PropagationConfig, WindowConfig
+from vos.config import WINDOWS_ADAPT, PropagationConfig, WindowConfig
 from vos.session import VideoSession
 
 TINY = PRESETS["test-tiny"]
@@ -129,6 +129,17 @@ def test_bad_settings_are_one_line_input_errors(field, value):
         PropagationConfig(adapt=5)
 
 
+def test_adaptation_is_on_by_default_in_windows_mode_only():
+    """Auto (``adapt=None``): the measured setting in windows mode; the whole-frame modes, the paper's protocol with
+    the published ViT-L, adapt only when asked."""
+    auto = PropagationConfig()
+    assert auto.adaptation("windows") == WINDOWS_ADAPT and WINDOWS_ADAPT.enabled
+    assert not auto.adaptation("joint").enabled and not auto.adaptation("per-object").enabled
+    asked = PropagationConfig(mode="joint", adapt=AdaptConfig(steps=5))
+    assert asked.adaptation("joint") == AdaptConfig(steps=5)
+    assert not PropagationConfig(adapt=AdaptConfig()).adaptation("windows").enabled
+
+
 def test_the_command_line_flags_reach_the_config():
     from vos.cli.commands import propagation_config
     from vos.cli.main import build_parser
@@ -153,3 +164,28 @@ def test_a_session_propagates_with_the_adapted_copy_deterministically():
     assert np.array_equal(results["on"], results["on again"])
     assert not np.array_equal(results["on"], results["off"])
     assert all(torch.equal(v, before[k]) for k, v in predictor.model.state_dict().items())
+
+
+def test_an_added_keyframe_recomputes_only_its_neighbours_and_equals_a_fresh_session():
+    """Each pass adapts to its own keyframes, so the session's promise holds with adaptation on: after a keyframe is
+    added, the frames it cannot change keep their results, and every frame equals a fresh session's."""
+    rgb, slots = keyframe(120, 180)
+    frames = [np.roll(rgb, 3 * t, axis=1) for t in range(8)]
+    masks = [np.roll(slots, 3 * t, axis=1) for t in range(8)]
+    predictor = SegGPTPredictor.from_pretrained("seggpt-vos-small", device="cpu", dtype="fp32")
+    config = PropagationConfig(mode="windows", context=2, adapt=AdaptConfig(3, 1e-3, 2))
+    session = VideoSession(predictor, frames, config)
+    session.add_mask(0, masks[0])
+    list(session.propagate())
+    before = [session.result(i) for i in range(8)]
+    session.add_mask(6, masks[6])
+    assert session.plan() == [5, 4, 6, 7]  # "nearest": 5 and 4 backwards from 6, its mask, 7 forwards from it
+    list(session.propagate())
+    fresh = VideoSession(predictor, frames, config)
+    fresh.add_mask(0, masks[0])
+    fresh.add_mask(6, masks[6])
+    list(fresh.propagate())
+    for i in range(8):
+        np.testing.assert_array_equal(session.result(i), fresh.result(i), err_msg=f"frame {i}")
+    for i in range(4):
+        np.testing.assert_array_equal(session.result(i), before[i], err_msg=f"frame {i}")

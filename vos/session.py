@@ -486,9 +486,10 @@ class VideoSession:
 
     def _pass_predictor(self, keyframes: dict[int, tuple[np.ndarray, np.ndarray]]) -> SegGPTPredictor:
         """The predictor a pass starting from ``keyframes`` (index -> RGB, slots) paints with: the session's, or with
-        ``config.adapt`` on, a copy adapted to those keyframes (``vos.adaptation``; kept for the passes that share
-        them, e.g. both directions from one keyframe)."""
-        if not self.config.adapt.enabled or not any(slots.any() for _, slots in keyframes.values()):
+        adaptation on (``config.adaptation``), a copy adapted to those keyframes (``vos.adaptation``; kept for the
+        passes that share them, e.g. both directions from one keyframe)."""
+        adapt = self.config.adaptation(self.mode)
+        if not adapt.enabled or not any(slots.any() for _, slots in keyframes.values()):
             return self.predictor
         key = tuple((k, hashlib.blake2b(slots.tobytes(), digest_size=16).hexdigest()) for k, (_, slots) in
                     keyframes.items())
@@ -496,7 +497,7 @@ class VideoSession:
             while len(self._adapted) >= ADAPTED_KEPT:
                 del self._adapted[next(iter(self._adapted))]
             self._adapted[key] = adapted_predictor(self.predictor, list(keyframes.values()), self.mode,
-                                                   self.config.windows, self.config.adapt)
+                                                   self.config.windows, adapt)
         return self._adapted[key]
 
     def _add_prompt(self, bank: PromptBank, mode: PaintMode, index: int, rgb: np.ndarray, slots: np.ndarray, *,
