@@ -145,7 +145,7 @@ class VideoSession:
         self._keyframes: dict[int, Keyframe] = {}
         self._tuned: tuple[TunedPrompt, str] | None = None
         self._store = ResultStore(int(config.store_budget_mb * 2**20))
-        self._adapted: dict[tuple, SegGPTPredictor] = {}  #: keyframes (index, slots digest) -> adapted predictor
+        self._adapted: dict[tuple, SegGPTPredictor] = {}  #: (mode, settings, keyframes) -> adapted predictor
 
     # ------------------------------------------------------------------------------------------------ video
     @property
@@ -491,8 +491,8 @@ class VideoSession:
         adapt = self.config.adaptation(self.mode)
         if not adapt.enabled or not any(slots.any() for _, slots in keyframes.values()):
             return self.predictor
-        key = tuple((k, hashlib.blake2b(slots.tobytes(), digest_size=16).hexdigest()) for k, (_, slots) in
-                    keyframes.items())
+        key = (self.mode, adapt) + tuple((k, hashlib.blake2b(slots.tobytes(), digest_size=16).hexdigest())
+                                         for k, (_, slots) in keyframes.items())
         if key not in self._adapted:
             while len(self._adapted) >= ADAPTED_KEPT:
                 del self._adapted[next(iter(self._adapted))]
