@@ -18,7 +18,7 @@ import numpy as np
 
 from seggpt_core.adaptation import AdaptConfig, adapt
 from seggpt_core.predictor import SegGPTPredictor
-from seggpt_core.training import INSTANCE, SEMANTIC, Pair, squash
+from seggpt_core.training import INSTANCE, SEMANTIC, Pair, jitter_colours, squash
 
 from .config import ResolvedMode, WindowConfig
 from .windows import Box, cut, object_window
@@ -78,12 +78,8 @@ class KeyframeAugment:
 
     def photometric(self, rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
         """Colour gains and, sometimes, a blur (sigma in pixels of ``image``, the model's input size)."""
-        gains = 1 + rng.uniform(-1, 1, 3) * (self.brightness, self.contrast, self.saturation)
-        x = image.astype(np.float32) * gains[0]
-        grey = x @ np.array([0.299, 0.587, 0.114], np.float32)
-        x = grey[..., None] + (x - grey[..., None]) * gains[2]
-        x = x.mean() + (x - x.mean()) * gains[1]
-        image = np.clip(x, 0, 255).astype(np.uint8)
+        image = jitter_colours(image, *(1 + rng.uniform(-1, 1, 3) * (self.brightness, self.contrast,
+                                                                     self.saturation)))
         if rng.random() < self.blur_prob:
             image = cv2.GaussianBlur(image, (0, 0), float(rng.uniform(0.3, self.blur)))
         return image
