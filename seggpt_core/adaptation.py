@@ -62,8 +62,7 @@ def adapt(model: SegGPT, pairs: PairSampler, config: AdaptConfig, *,
 
     The copy trains in fp32 whatever ``model``'s compute dtype (without drop path), and is returned in that dtype, in
     eval mode, without gradients; ``model`` itself is not touched. ``pairs`` is called as ``pairs(rng, rng)`` (one
-    generator per pair).
-    ``on_step`` gets (step from 1, loss) after every step.
+    generator per pair); ``on_step`` gets (step from 1, loss) after every step.
     """
     import numpy as np
     import torch
