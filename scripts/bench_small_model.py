@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import get_args
@@ -47,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from eval.davis import evaluate_davis  # noqa: E402
 from eval.metrics import frame_scores  # noqa: E402
 from seggpt_core.atomic import atomic_write  # noqa: E402
+from seggpt_core.adaptation import AdaptConfig  # noqa: E402
 from seggpt_core.checkpoint import DEFAULT_MODEL  # noqa: E402
 from seggpt_core.predictor import Prompt, SegGPTPredictor  # noqa: E402
 from seggpt_core.transforms import resize_labels  # noqa: E402
@@ -105,6 +107,9 @@ def folder_name(precision: str, config: PropagationConfig, half_size: tuple[int,
         name += f"-m{config.windows.margin:g}-s{config.windows.min_side:g}"
     if config.uses_flow(mode) and config.flow != MotionConfig():
         name += "".join(f"-{k}{v:g}" for k, v in asdict(config.flow).items() if v != getattr(MotionConfig, k))
+    adapt = config.adaptation(mode)
+    if adapt.enabled:
+        name += f"-adapt{adapt.steps}-lr{adapt.lr:g}-b{adapt.batch_size}"
     return name
 
 
@@ -178,6 +183,15 @@ MOTION_GRID = (("none", MotionConfig()), ("flow", MotionConfig()), ("flow", Moti
                ("flow", MotionConfig(recover=0.3)), ("flow", MotionConfig(prompt=True)))
 
 
+def validation_look(args: argparse.Namespace, look: str) -> tuple[Path, range]:
+    """The validation videos of ``look`` (``MOTION_VALIDATION``), written once under ``--out``, and their seeds."""
+    offset, count, look_video = MOTION_VALIDATION[look]
+    validation = args.out / f"validation-motion-{look}"
+    tune_seeds = range(args.tune_first_seed + offset, args.tune_first_seed + offset + count)
+    write_davis_dataset(validation, tune_seeds, look_video, progress=True)
+    return validation, tune_seeds
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default=DEFAULT_MODEL, help="shipped model name or checkpoint path")
@@ -191,12 +205,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--motion", default=PropagationConfig.motion, choices=get_args(Motion))
     p.add_argument("--motion-blend", type=float, default=MotionConfig.blend)
     p.add_argument("--context", type=int, default=PropagationConfig().context, help="previous predictions as prompts")
+    p.add_argument("--adapt-steps", type=int, default=None,
+                   help="one-shot adaptation steps on each video's first mask (0: off; default: the pipeline's)")
+    p.add_argument("--adapt-lr", type=float, default=AdaptConfig.lr, help="with --adapt-steps")
+    p.add_argument("--adapt-batch", type=int, default=AdaptConfig.batch_size, help="with --adapt-steps")
     p.add_argument("--compare-mode", default=None, choices=get_args(Mode)[1:],
                    help="also score with this mode")
     p.add_argument("--compare-motion", default=None, choices=get_args(Motion)[1:], help="also score with this motion")
     p.add_argument("--compare-context", type=int, default=None, help="also score with this many previous predictions")
     p.add_argument("--tune-windows", action="store_true", help="score a grid of window geometries on validation videos")
     p.add_argument("--tune-motion", action="store_true", help="score motion settings on validation videos")
+    p.add_argument("--tune-adapt", default=None, metavar="STEPS:LR[:BATCH],...",
+                   help="score these adaptation settings (with the other settings as given) on the --motion-looks "
+                        "validation videos, e.g. 0:1e-4,50:1e-4")
     p.add_argument("--motion-looks", default=",".join(MOTION_VALIDATION),
                    help=f"comma-separated validation looks for --tune-motion: {', '.join(MOTION_VALIDATION)}")
     p.add_argument("--tune-first-seed", type=int, default=3_000_000)
@@ -222,13 +243,16 @@ def main(argv: list[str] | None = None) -> int:
     fp32 = SegGPTPredictor.from_pretrained(args.model, device="cpu", dtype="fp32")
     half = fp32.half_size
     config = PropagationConfig(mode=args.mode, context=args.context, motion=args.motion,
-                               flow=MotionConfig(blend=args.motion_blend))
+                               flow=MotionConfig(blend=args.motion_blend),
+                               adapt=None if args.adapt_steps is None else AdaptConfig(args.adapt_steps, args.adapt_lr,
+                                                                                       args.adapt_batch))
     video = SyntheticVideoConfig(num_frames=args.frames)
     json_path = args.out / "bench_small_model.json"
     results: dict = json.loads(json_path.read_text()) if json_path.is_file() else {}
     results.update({"model": str(args.model), "mode": config.resolved_mode(half), "context": config.context,
                     "motion": config.motion if config.uses_flow(config.resolved_mode(half)) else "none",
                     "flow": asdict(config.flow), "windows": asdict(config.windows),
+                    "adapt": asdict(config.adaptation(config.resolved_mode(half))),
                     "video_config": json.loads(json.dumps(asdict(video)))})
 
     if args.tune_windows:
@@ -247,10 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.tune_motion:
         results["motion_tuning"] = {}
         for look in looks:
-            offset, count, look_video = MOTION_VALIDATION[look]
-            validation = args.out / f"validation-motion-{look}"
-            tune_seeds = range(args.tune_first_seed + offset, args.tune_first_seed + offset + count)
-            write_davis_dataset(validation, tune_seeds, look_video, progress=True)
+            validation, tune_seeds = validation_look(args, look)
             flow_warp(list_davis(validation), validation / "flow-warp")
             rows = [{"setting": "flow warp", **scores_of(validation, validation / "flow-warp")}]
             for motion, flow in MOTION_GRID:
@@ -260,6 +281,23 @@ def main(argv: list[str] | None = None) -> int:
             results["motion_tuning"][look] = {"seeds": [tune_seeds[0], tune_seeds[-1]], "rows": rows}
             for r in rows:
                 print(f"validation ({look}): {r['setting']}: J&F {r['jf'] * 100:.1f}", flush=True)
+
+    if args.tune_adapt:
+        grid = [AdaptConfig(int(f[0]), float(f[1]), *(int(x) for x in f[2:]))
+                for f in (item.split(":") for item in args.tune_adapt.split(","))]
+        results.setdefault("adapt_tuning", {})
+        for look in looks:
+            validation, tune_seeds = validation_look(args, look)
+            rows = results["adapt_tuning"].setdefault(look, {"seeds": [tune_seeds[0], tune_seeds[-1]], "rows": []})
+            for adapt in grid:
+                tuned = replace(config, adapt=adapt)
+                start = time.perf_counter()
+                r = score(fp32, validation, validation / folder_name("fp32", tuned, half), tuned)
+                r.update(asdict(adapt), seconds_per_video=(time.perf_counter() - start) / len(tune_seeds))
+                rows["rows"] = [x for x in rows["rows"] if x["setting"] != folder_name("fp32", tuned, half)[5:]]
+                rows["rows"].append({"setting": folder_name("fp32", tuned, half)[5:], **r})
+                print(f"validation ({look}): {rows['rows'][-1]['setting']}: J&F {r['jf'] * 100:.1f}, "
+                      f"{r['seconds_per_video']:.1f} s/video (incl. scoring)", flush=True)
 
     roots = {"generated": args.out / "generated", "davis-mini": args.davis}
     sets = {name: roots[name] for name in args.sets.split(",") if name}

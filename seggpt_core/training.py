@@ -252,6 +252,15 @@ def squash(image: np.ndarray, labels: np.ndarray, size: tuple[int, int]) -> tupl
     return image, labels
 
 
+def jitter_colours(image: np.ndarray, brightness: float, contrast: float, saturation: float) -> np.ndarray:
+    """(H, W, 3) uint8 with brightness, saturation (about the grey value) and contrast (about the mean) scaled."""
+    x = image.astype(np.float32) * brightness
+    grey = x @ np.array([0.299, 0.587, 0.114], np.float32)
+    x = grey[..., None] + (x - grey[..., None]) * saturation
+    x = x.mean() + (x - x.mean()) * contrast
+    return np.clip(x, 0, 255).astype(np.uint8)
+
+
 def _compact_ids(labels_a: np.ndarray, labels_b: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """Renumber the ids of a pair to 1..K (same id -> same number in both); IGNORE_LABEL is kept."""
     ids = np.union1d(np.unique(labels_a), np.unique(labels_b))

@@ -15,6 +15,7 @@ import pkgutil
 import pytest
 
 import seggpt_core
+from seggpt_core.adaptation import AdaptConfig
 from seggpt_core.errors import InputError
 from seggpt_core.model import SegGPTConfig
 from seggpt_core.training import TrainConfig
@@ -52,9 +53,10 @@ FLOAT_FIELDS = {
     (MotionConfig, "recover"): {"bad": [-0.1, 1.1], "good": [0.0, 1.0]},
     (MotionConfig, "scale"): {"bad": [0.0, 1.5], "good": [1.0, 0.01]},
     (PropagationConfig, "store_budget_mb"): {"bad": [-1.0], "good": [0.0, 1e6]},
+    (AdaptConfig, "lr"): {"bad": [0.0, -1e-4], "good": [1e-9, 10.0]},
 }
 #: Configs whose constructor is the library's input check (the CLI prints it as one line, exit 2).
-USER_FACING = (TuningConfig, WindowConfig, MotionConfig, PropagationConfig)
+USER_FACING = (TuningConfig, WindowConfig, MotionConfig, PropagationConfig, AdaptConfig)
 
 
 def cases(kind: str):

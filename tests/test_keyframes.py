@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ import torch
 from PIL import Image
 
 from eval.metrics import boundary_tolerance, object_scores
+from seggpt_core.adaptation import AdaptConfig
 from seggpt_core.checkpoint import DEFAULT_MODEL
 from seggpt_core.errors import InputError
 from seggpt_core.predictor import SegGPTPredictor
@@ -27,7 +29,9 @@ from vos.session import VideoSession
 
 
 STEP, FRAMES = 4, 11
-CONFIG = PropagationConfig(context=3)
+#: Adaptation off (``adapt.steps`` 0): these tests are about keyframes and passes, and a default-on adaptation would
+#: fine-tune for every new set of keyframes; ``tests/test_adaptation.py`` checks the same promises with it on.
+CONFIG = PropagationConfig(context=3, adapt=AdaptConfig())
 
 
 @pytest.fixture(scope="module")
@@ -212,7 +216,7 @@ def test_removing_a_keyframe_equals_a_session_that_never_had_it(predictor, clip)
 
 def test_results_spill_to_disk_beyond_the_budget_and_read_back_identically(predictor, clip, first_only):
     frames, truth = clip
-    session = session_with(predictor, frames, truth, [0], PropagationConfig(context=3, store_budget_mb=0.5))
+    session = session_with(predictor, frames, truth, [0], replace(CONFIG, store_budget_mb=0.5))
     list(session.propagate())
     assert session._store.ram_bytes <= 0.5 * 2**20
     np.testing.assert_array_equal(np.stack(results(session)), np.stack(results(first_only)))
@@ -237,7 +241,9 @@ def test_forward_from_frame_0_is_bit_identical_to_the_pipeline_before_keyframes(
     from vos.runner import run_tasks
 
     root = davis_subset("davis-mini-multi", {"blackswan-x3": 10})
-    run_tasks(predictor, list_davis(root), tmp_path / mode, PropagationConfig(context=3, mode=mode, motion="none"), progress=False)
+    # the pipeline before keyframes had neither the motion prior nor adaptation
+    config = PropagationConfig(context=3, mode=mode, motion="none", adapt=AdaptConfig())
+    run_tasks(predictor, list_davis(root), tmp_path / mode, config, progress=False)
     digest = hashlib.sha256()
     for png in sorted((tmp_path / mode / "blackswan-x3").glob("*.png")):
         digest.update(np.array(Image.open(png)).tobytes())

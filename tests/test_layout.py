@@ -46,6 +46,7 @@ def test_eval_command_imports_no_torch(shared_data, tmp_path):
     ("seggpt_core.tuned_prompt", "seggpt_core.predictor"),
     ("seggpt_core.losses", "seggpt_core.training"),  # ... and the loss no trainer
     ("vos.config", "torch"),
+    ("seggpt_core.adaptation", "torch"),  # its settings are part of vos.config
     ("vos.frame_folders", "numpy"),
 ])
 def test_imports_run_one_way(module, not_imported):

@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
+from seggpt_core.adaptation import AdaptConfig
 from seggpt_core.errors import InputError
 
 Mode = Literal["auto", "joint", "per-object", "windows"]
@@ -30,6 +31,10 @@ Between = Literal["nearest", "two-prompts", "forward"]
 """How direction "both" fills the frames between two keyframes: "nearest" (forwards from the earlier keyframe up to
 the midpoint, backwards from the later one after it), "two-prompts" (forwards from the earlier one with the later one
 as a second permanent prompt), "forward" (forwards from the earlier one only). Chosen by measurement: README."""
+
+#: The windows mode's default one-shot adaptation (``PropagationConfig.adapt`` None): chosen on generated validation
+#: videos by a rule fixed before scoring (README, "Real footage"); whole-frame modes adapt only when asked.
+WINDOWS_ADAPT = AdaptConfig(steps=50, lr=1e-4, batch_size=8)
 
 #: ``mode="auto"`` uses object windows for models whose input half is smaller than this on either side.
 WINDOWS_BELOW = 256
@@ -106,6 +111,10 @@ class PropagationConfig:
     flow: MotionConfig = field(default_factory=MotionConfig)  #: how the prior is used (windows mode)
     store_budget_mb: float = 512.0
     between: Between = "nearest"  #: how "both" fills the frames between two keyframes (``Between``)
+    adapt: AdaptConfig | None = None
+    """One-shot adaptation (``vos.adaptation``): each pass fine-tunes a copy of the model on its keyframes before it
+    propagates; ``adapt.steps`` 0 = off; None = auto: ``WINDOWS_ADAPT`` in windows mode (measured to help there:
+    README), off otherwise."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.context, int) or self.context < 0:
@@ -121,6 +130,8 @@ class PropagationConfig:
         if self.motion == "flow" and self.mode not in ("auto", "windows"):
             raise InputError(f"motion 'flow' is a prior of the windows mode; use --mode windows (or auto), or drop "
                              f"--motion with --mode {self.mode}")
+        if self.adapt is not None and not isinstance(self.adapt, AdaptConfig):
+            raise InputError(f"adapt must be an AdaptConfig or None (auto), got {type(self.adapt).__name__}")
         if not isinstance(self.flow, MotionConfig):
             raise InputError(f"flow must be a MotionConfig, got {type(self.flow).__name__}")
         if self.between not in get_args(Between):
@@ -133,6 +144,12 @@ class PropagationConfig:
         if self.mode != "auto":
             return self.mode
         return "windows" if min(half_size) < WINDOWS_BELOW and not tuned else "joint"
+
+    def adaptation(self, mode: ResolvedMode) -> AdaptConfig:
+        """The one-shot adaptation of a pass in ``mode`` (the resolved mode): ``adapt``, or with None its default."""
+        if self.adapt is not None:
+            return self.adapt
+        return WINDOWS_ADAPT if mode == "windows" else AdaptConfig()
 
     def uses_flow(self, mode: ResolvedMode) -> bool:
         """Whether a pass in ``mode`` (the resolved mode) uses the optical-flow prior."""

@@ -45,6 +45,7 @@ from seggpt_core.errors import InputError
 from seggpt_core.predictor import SegGPTPredictor
 from seggpt_core.transforms import resize_labels
 
+from .adaptation import adapted_predictor
 from .config import Direction, PropagationConfig, ResolvedMode, check_direction
 from .masks import ObjectIds, check_mask, check_mask_frame, load_mask, object_ids_in
 from .modes import PaintMode, Query, Slots, make_mode
@@ -56,6 +57,10 @@ from .store import ResultStore
 
 if TYPE_CHECKING:
     from seggpt_core.tuned_prompt import TunedPrompt
+
+#: Adapted predictors a session keeps (``_pass_predictor``): a few, so the passes from one keyframe share one.
+ADAPTED_KEPT = 4
+
 
 class Prediction(NamedTuple):
     index: int  #: frame index in the video
@@ -141,6 +146,7 @@ class VideoSession:
         self._keyframes: dict[int, Keyframe] = {}
         self._tuned: tuple[TunedPrompt, str] | None = None
         self._store = ResultStore(int(config.store_budget_mb * 2**20))
+        self._adapted: dict[tuple, SegGPTPredictor] = {}  #: (mode, settings, keyframes) -> adapted predictor
 
     # ------------------------------------------------------------------------------------------------ video
     @property
@@ -432,7 +438,13 @@ class VideoSession:
         for object_id in step.objects:
             objects.add([object_id])
         colours = label_colours(len(objects)) if len(objects) else None
-        mode = make_mode(self.mode, self.predictor, self.config)
+        keyframes = {}  # keyframe index -> (RGB, slots) the pass starts from
+        for k in (step.seed, step.second):
+            if k is not None:
+                full = self._resolved(k, step.seed_is_mask or k == step.second)
+                slots = objects.to_slots(full, source=self._keyframes[k].source)
+                keyframes[k] = (keyframe_rgb[k] if k in keyframe_rgb else self.source.frame(k), slots)
+        mode = make_mode(self.mode, self._pass_predictor(keyframes), self.config)
         motion = MotionPrior(self.config.flow.scale) if self.config.uses_flow(self.mode) else None
         bank = PromptBank(self.config.context)
         half = self.predictor.half_size
@@ -441,14 +453,11 @@ class VideoSession:
             device = self.predictor.device
             bank.add_permanent(PromptFrame(None, prompt.image.to(device), None, prompt.target.to(device)))
         previous = previous_rgb = None
-        for k in (step.seed, step.second):
-            if k is not None:
-                full = self._resolved(k, step.seed_is_mask or k == step.second)
-                slots = Slots.at_full_size(objects.to_slots(full, source=self._keyframes[k].source), half)
-                rgb = keyframe_rgb[k] if k in keyframe_rgb else self.source.frame(k)
-                self._add_prompt(bank, mode, k, rgb, slots, permanent=True)
-                if k == step.seed:
-                    previous, previous_rgb = slots, rgb
+        for k, (rgb, full) in keyframes.items():
+            slots = Slots.at_full_size(full, half)
+            self._add_prompt(bank, mode, k, rgb, slots, permanent=True)
+            if k == step.seed:
+                previous, previous_rgb = slots, rgb
         done = step.frames[:len(step.frames) - len(frames)] if isinstance(frames, range) else range(0)
         for index in done[-self.config.context:] if self.config.context else []:
             full, small = self._store.get(index)
@@ -490,6 +499,22 @@ class VideoSession:
                     slots = Slots(np.zeros(self.predictor.half_size, np.uint8), np.zeros(frame.rgb.shape[:2], np.uint8))
                 previous = slots
                 yield frame, slots
+
+    def _pass_predictor(self, keyframes: dict[int, tuple[np.ndarray, np.ndarray]]) -> SegGPTPredictor:
+        """The predictor a pass starting from ``keyframes`` (index -> RGB, slots) paints with: the session's, or with
+        adaptation on (``config.adaptation``), a copy adapted to those keyframes (``vos.adaptation``; kept for the
+        passes that share them, e.g. both directions from one keyframe)."""
+        adapt = self.config.adaptation(self.mode)
+        if not adapt.enabled or not any(slots.any() for _, slots in keyframes.values()):
+            return self.predictor
+        key = (self.mode, adapt) + tuple((k, hashlib.blake2b(slots.tobytes(), digest_size=16).hexdigest())
+                                         for k, (_, slots) in keyframes.items())
+        if key not in self._adapted:
+            while len(self._adapted) >= ADAPTED_KEPT:
+                del self._adapted[next(iter(self._adapted))]
+            self._adapted[key] = adapted_predictor(self.predictor, list(keyframes.values()), self.mode,
+                                                   self.config.windows, adapt)
+        return self._adapted[key]
 
     def _add_prompt(self, bank: PromptBank, mode: PaintMode, index: int, rgb: np.ndarray, slots: Slots, *,
                     image: torch.Tensor | None = None, permanent: bool = False) -> None:

@@ -122,6 +122,9 @@ non_negative_int = int_range(0)
 seed = int_range(0, MAX_SEED)
 context_size = int_range(0, MAX_CONTEXT, why=f" (each context frame costs memory and time; the paper's best is 7, "
                                               f"and more than {MAX_CONTEXT} exhausts memory on long videos)")
+#: One-shot adaptation steps: each costs about 0.25 s on one CPU core with the shipped model, so 10,000 is already
+#: most of an hour per pass.
+adapt_steps = int_range(0, 10_000, why=" (each step costs about 0.25 s per pass on a CPU core)")
 loader_workers = int_range(0, 64, why=" (each is a process holding its own copy of the data pipeline)")
 positive_float = float_range(0.0, low_open=True)
 non_negative_float = float_range(0.0)
@@ -149,7 +152,8 @@ frame_rate.out_of_range = "0"
 
 #: The numeric types of this module: flags using them are fuzzed by the tests.
 NUMERIC_TYPES = (positive_int, non_negative_int, seed, context_size, loader_workers, positive_float, non_negative_float,
-                 probability, fraction, grow_pixels, morphology_pixels, port, session_count, upload_mib, frame_rate)
+                 probability, fraction, grow_pixels, morphology_pixels, port, session_count, upload_mib, frame_rate,
+                 adapt_steps)
 
 
 def device(text: str) -> str:

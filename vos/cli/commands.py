@@ -7,7 +7,9 @@ import argparse
 from pathlib import Path
 from typing import get_args
 
-from ..config import Direction, Mode, Motion, MotionConfig, PropagationConfig, WindowConfig
+from seggpt_core.adaptation import AdaptConfig
+
+from ..config import WINDOWS_ADAPT, Direction, Mode, Motion, MotionConfig, PropagationConfig, WindowConfig
 
 from . import arguments as types
 
@@ -53,6 +55,12 @@ def add_propagation_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--motion-recover", type=types.probability, default=MotionConfig.recover,
                    help="with --motion flow: an object whose painted mask overlaps its flow-warped previous mask by "
                         "an IoU under this takes the warped mask (lost-object recovery; 0: never; default %(default)s)")
+    g.add_argument("--adapt-steps", type=types.adapt_steps, default=None,
+                   help="one-shot adaptation: fine-tune a copy of the model for this many steps on each pass's "
+                        "keyframes (augmented, cut as the mode paints) before propagating; 0: off (default: "
+                        f"{WINDOWS_ADAPT.steps} in windows mode, off in the whole-frame modes)")
+    g.add_argument("--adapt-lr", type=types.positive_float, default=AdaptConfig.lr,
+                   help="with --adapt-steps: learning rate of the adaptation (default %(default)g)")
     g.add_argument("--upsample", choices=("nearest", "bilinear"), default="nearest",
                    help="how labels return to the frame size (nearest = official)")
 
@@ -138,7 +146,8 @@ def propagation_config(args: argparse.Namespace):
     """The propagation settings of the command line (each config validates itself: a bad value is an InputError)."""
     return PropagationConfig(context=args.context, mode=args.mode, upsample=args.upsample,
                              windows=WindowConfig(args.window_margin, args.window_min), motion=args.motion,
-                             flow=MotionConfig(blend=args.motion_blend, recover=args.motion_recover))
+                             flow=MotionConfig(blend=args.motion_blend, recover=args.motion_recover),
+                             adapt=None if args.adapt_steps is None else AdaptConfig(args.adapt_steps, args.adapt_lr))
 
 
 # ------------------------------------------------------------------------------------------------------ segment
@@ -289,7 +298,9 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"model {args.model or 'seggpt-vos-small (shipped)'} on {predictor.device}, {predictor.dtype}")
     config = propagation_config(args)
     mode = config.resolved_mode(predictor.half_size)
-    print(f"prompts: the annotated frame + {config.context} previous predictions, {mode} mode")
+    adapt = config.adaptation(mode)
+    print(f"prompts: the annotated frame + {config.context} previous predictions, {mode} mode"
+          + (f", model adapted to the annotated frame ({adapt.steps} steps)" if adapt.enabled else ""))
     result = run_demo(predictor, args.out, seed=args.seed, config=config)
     print(f"video + ground truth : {result.data}")
     print(f"predicted masks      : {result.masks}")

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from seggpt_core.errors import InputError
-from seggpt_core.training import Pair, squash
+from seggpt_core.training import Pair, jitter_colours, squash
 
 from ..datasets import DavisLayout
 from ..frame_folders import list_frames, natural_key
@@ -63,7 +63,7 @@ class Augment:
             if flip:
                 image, labels = image[:, ::-1], labels[:, ::-1]
             brightness = gains[0] * (1 + rng.uniform(-1, 1) * self.frame_jitter)
-            frames += [self._jitter(image, brightness, gains[1], gains[2]), np.ascontiguousarray(labels)]
+            frames += [jitter_colours(image, brightness, gains[1], gains[2]), np.ascontiguousarray(labels)]
         return Pair(*frames, seg_type=pair.seg_type)
 
     def _box(self, rng: np.random.Generator, fh: int, fw: int) -> tuple[float, float, float, float]:
@@ -88,14 +88,6 @@ class Augment:
               labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         y, x, ch, cw = box
         return squash(image[y:y + ch, x:x + cw], labels[y:y + ch, x:x + cw], self.size)
-
-    @staticmethod
-    def _jitter(image: np.ndarray, brightness: float, contrast: float, saturation: float) -> np.ndarray:
-        x = image.astype(np.float32) * brightness
-        grey = x @ np.array([0.299, 0.587, 0.114], np.float32)
-        x = grey[..., None] + (x - grey[..., None]) * saturation
-        x = x.mean() + (x - x.mean()) * contrast
-        return np.clip(x, 0, 255).astype(np.uint8)
 
 
 def frame_pair(rng: np.random.Generator, length: int, max_gap: int) -> tuple[int, int]:
