@@ -351,7 +351,7 @@ def memory_child(args: argparse.Namespace) -> None:
     predictor, model = build_predictor(args, args.memory_config or args.config)
     before = rss_kib("VmRSS")
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-mem-") as out:
-        config = PropagationConfig(context=args.context, mode="joint")
+        config = PropagationConfig(context=args.context, mode="joint", store_budget_mb=args.store_budget_mb)
         seconds = end_to_end_seconds(predictor, video, output_spec(args, Path(out)), config)
     print(json.dumps({"model": model, "frames": video.frames, "seconds": seconds, "rss_before_mib": before / 1024,
                       "peak_mib": rss_kib("VmHWM") / 1024}))
@@ -398,6 +398,8 @@ def main() -> None:
     ap.add_argument("--editor-outputs", action="store_true",
                     help="also write per-object matte PNG sequences, a ProRes 4444 alpha .mov and EXR channels")
     ap.add_argument("--memory-frames", type=int, nargs=2, default=(300, 3000), metavar=("SHORT", "LONG"))
+    ap.add_argument("--store-budget-mb", type=float, default=PropagationConfig.store_budget_mb,
+                    help="memory runs: RAM the session keeps results in before spilling them to disk")
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--stages", action="store_true", help="CPU ms per frame of each stage, each run alone")

@@ -382,10 +382,10 @@ def test_prefetch_runs_a_bounded_distance_ahead():
     assert wait_for_no_reader_threads() == []
 
 
-def test_prefetch_calls_on_wait_only_after_a_long_wait():
-    """The decoder parks decord only when the consumer has kept the queue full for ``on_wait_after`` seconds: a
-    consumer that keeps up never triggers it (no re-decode from a keyframe), a stalled one triggers it once per
-    stall."""
+def test_prefetch_calls_on_wait_after_each_on_wait_after_seconds_of_waiting_in_all():
+    """The decoder parks decord each time it has waited ``on_wait_after`` seconds in all for a slower consumer (decord
+    decodes ahead without limit meanwhile, so short waits must add up, or a steady consumer slower than decoding lets
+    it run through the whole video); a consumer that keeps up never triggers it (no re-decode from a keyframe)."""
     calls = []
     stream = prefetch(iter(range(1000)), 2, on_wait=lambda: calls.append(time.monotonic()), on_wait_after=5.0)
     assert sum(itertools.islice(stream, 200)) == sum(range(200))
@@ -394,8 +394,15 @@ def test_prefetch_calls_on_wait_only_after_a_long_wait():
     calls.clear()
     stream = prefetch(iter(range(1000)), 2, on_wait=lambda: calls.append(time.monotonic()), on_wait_after=0.1)
     next(stream)
-    time.sleep(0.6)  # one stall: the producer waits with a full queue for the whole of it
-    assert len(calls) == 1
+    time.sleep(0.65)  # one stall: the producer waits with a full queue for the whole of it
+    assert 4 <= len(calls) <= 7
+    stream.close()
+    calls.clear()
+    stream = prefetch(iter(range(1000)), 2, on_wait=lambda: calls.append(time.monotonic()), on_wait_after=0.2)
+    for _ in range(50):  # a steady consumer slower than the producer: waits of about 20 ms, none long on its own
+        next(stream)
+        time.sleep(0.02)
+    assert 2 <= len(calls) <= 6
     stream.close()
     assert wait_for_no_reader_threads() == []
 

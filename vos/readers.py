@@ -34,11 +34,11 @@ from .threads import prefetch
 #: Extensions read as video files (anything else that FFmpeg opens works too).
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".webm", ".mov")
 
-#: Seconds the decoding thread waits for a slow consumer before it parks decord (``VideoFileSource._park``). A
-#: consumer that frees a slot sooner (a model at video rate frees one every chunk_size / fps, about 0.5 s) never
-#: pays the re-decode from the last keyframe that a park costs the next chunk; meanwhile decord decodes ahead at
-#: most this long (about 22 MB/s on 480p, README "Video decoding").
-PARK_AFTER = 1.0
+#: Seconds the decoding thread may wait in all for a slower consumer before it parks decord
+#: (``VideoFileSource._park``), then again: the bound on how far decord decodes ahead on its own, which it does at
+#: its full speed, without limit (about 0.6 GB/s of 480p frames here, so about 0.1 GB at most). A park costs the next
+#: chunk a decode from the keyframe before it; a consumer that keeps up never pays it.
+PARK_AFTER = 0.5
 
 
 class Frame(NamedTuple):
@@ -153,8 +153,8 @@ class VideoFileSource(_VideoFile):
     ``prefetch`` chunks ahead on a background thread. Frame names are ``%05d`` of the index.
 
     Memory: decord decodes ahead on its own thread after every read, without bound while the caller does something
-    else; the reader is therefore parked (``_park``) when the consumer has kept the prefetch queue full for
-    :data:`PARK_AFTER` seconds, and after every random access. Figures (``scripts/bench_readers.py``) are in the README.
+    else; the reader is therefore parked (``_park``) each time the decoding thread has waited :data:`PARK_AFTER`
+    seconds in all for a slower consumer, and after every random access. Figures (``scripts/bench_readers.py``) are in the README.
     A file decord cannot open (or ``backend="opencv"``) falls back to ``OpenCVFileSource`` (sequential only).
     """
 

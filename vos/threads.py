@@ -52,12 +52,13 @@ _END = object()
 
 
 def prefetch(items: Iterable[T], depth: int, *, name: str = "prefetch", nice: int = BACKGROUND_NICE,
-             on_wait: Callable[[], None] | None = None, on_wait_after: float = 0.0) -> Iterator[T]:
+             on_wait: Callable[[], None] | None = None, on_wait_after: float = 1.0) -> Iterator[T]:
     """Iterate ``items`` on a background thread, at most ``depth`` items ahead of the consumer.
 
     ``nice``: that thread's priority below the main thread's (``lower_priority``): background work by default, 0 for
-    the model's own thread. ``on_wait`` is called on that thread once per wait for the consumer that has lasted ``on_wait_after`` seconds
-    (the queue full all that time).
+    the model's own thread. ``on_wait`` is called on that thread each time it has waited ``on_wait_after`` seconds in
+    all (on a full queue) since the last call: a consumer slower than the producer triggers it periodically, one that
+    keeps up never.
 
     Exceptions from ``items`` re-raise in the consumer at the point they happened in the stream. When the consumer
     stops early (the returned generator is closed or collected), the producer stops at its next item and is joined, and
@@ -67,20 +68,26 @@ def prefetch(items: Iterable[T], depth: int, *, name: str = "prefetch", nice: in
         raise ValueError(f"prefetch depth must be >= 1, got {depth}")
     if nice < 0:
         raise ValueError(f"nice must be >= 0 (a lower priority than the caller's), got {nice}")
+    if not on_wait_after > 0:
+        raise ValueError(f"on_wait_after must be > 0 seconds, got {on_wait_after}")
     slots: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
+    waited = 0.0  # seconds spent on a full queue since ``on_wait`` was last called
 
     def put(item) -> bool:
-        since = time.monotonic()
-        called = on_wait is None
+        nonlocal waited
         while not stop.is_set():
+            since = time.monotonic()
             try:
                 slots.put(item, timeout=0.05)
                 return True
             except queue.Full:
-                if not called and time.monotonic() - since >= on_wait_after:
+                pass
+            finally:
+                waited += time.monotonic() - since
+                if on_wait is not None and waited >= on_wait_after:
                     on_wait()
-                    called = True
+                    waited = 0.0
         return False
 
     def produce() -> None:
