@@ -20,8 +20,8 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-#: How much lower the priority of background threads is than their caller's (Linux nice steps; at 10 a thread gets
-#: about a tenth of a core that the caller's threads also want).
+#: How much lower the priority of background threads is than the main thread's (Linux nice steps; at 10 a thread
+#: gets about a tenth of a core that threads at the main thread's priority also want).
 BACKGROUND_NICE = 10
 
 

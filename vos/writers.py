@@ -332,10 +332,11 @@ class AsyncWriter:
     ``cleanup`` (a ``vos.mattes.MatteCleanup``, or any (H, W) uint8 ids -> ids function) runs on the labels on this
     thread before every format sees them.
 
-    ``nice``: how much lower the thread's scheduling priority is than the caller's (Linux, where priority is per
-    thread; the encoder processes it starts, ffmpeg, inherit it). Writing is background work: when the model's thread
-    and the writing want the same core, the model should get it, and the writing catches up while the model waits on
-    its next frame; only a full queue makes the caller wait. 0 keeps the caller's priority.
+    ``nice``: how much lower the thread's scheduling priority is than the main thread's (``threads.lower_priority``;
+    Linux, where priority is per thread; the encoder processes it starts, ffmpeg, inherit it). Writing is background
+    work: when the model's thread and the writing want the same core, the model should get it, and the writing catches
+    up while the model waits on its next frame; only a full queue makes the caller wait. 0 keeps the caller's
+    priority.
 
     ``put`` blocks only when the queue is full. An error in a format stops all writing and is re-raised by the next
     ``put`` or by ``close``. ``close()`` writes everything queued and finishes the formats; used as a context manager,
