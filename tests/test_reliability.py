@@ -100,11 +100,13 @@ def test_a_pickle_with_code_runs_nothing_in_any_loader(tmp_path, path, dog, tiny
 
 
 def test_tuning_resumes_to_the_identical_prompt_after_sigkill_and_ctrl_c(dog, tiny_checkpoint, tmp_path):
+    """100 steps (about a second with the tiny model): the signal, sent once the first checkpoint exists, lands
+    mid-run. With 10 steps the run sometimes finished between that checkpoint and the signal (a CI run exited 0)."""
     from seggpt_core.tuning import TunedPrompt
 
     frames, masks = dog / "JPEGImages/480p/dog", dog / "Annotations/480p/dog"
     base = [sys.executable, "-m", "vos.cli", "tune", "--images", str(frames / "00000.jpg"), str(frames / "00002.jpg"),
-            "--masks", str(masks / "00000.png"), str(masks / "00002.png"), "--steps", "10", "--save-every", "2",
+            "--masks", str(masks / "00000.png"), str(masks / "00002.png"), "--steps", "100", "--save-every", "2",
             "--lr", "0.1", "--tune-mask", "--seed", "5", "--model", str(tiny_checkpoint), "--dtype", "fp32",
             "--device", "cpu"]
 
