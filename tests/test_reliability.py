@@ -99,9 +99,15 @@ def test_a_pickle_with_code_runs_nothing_in_any_loader(tmp_path, path, dog, tiny
 # --- 2. tuning resumes exactly after SIGKILL and Ctrl-C ---------------------------------------------------------------
 
 
+def ctrl_c_interrupts() -> None:
+    """In a child before it starts Python: SIGINT back to its default, so Python installs KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_tuning_resumes_to_the_identical_prompt_after_sigkill_and_ctrl_c(dog, tiny_checkpoint, tmp_path):
-    """100 steps (about a second with the tiny model): the signal, sent once the first checkpoint exists, lands
-    mid-run. With 10 steps the run sometimes finished between that checkpoint and the signal (a CI run exited 0)."""
+    """The signal is sent once the first checkpoint exists; 100 steps (about a second with the tiny model) leave it time
+    to land mid-run. The child gets Ctrl-C's default handling back: started from a shell's background job it would
+    inherit SIGINT ignored, finish its run and exit 0 (it did, twice, in a CI run launched with ``&``)."""
     from seggpt_core.tuning import TunedPrompt
 
     frames, masks = dog / "JPEGImages/480p/dog", dog / "Annotations/480p/dog"
@@ -120,7 +126,7 @@ def test_tuning_resumes_to_the_identical_prompt_after_sigkill_and_ctrl_c(dog, ti
         out = tmp_path / f"{sig.name}.pt"
         resume = out.with_name(out.name + ".resume")
         child = subprocess.Popen([*base, "--out", str(out)], env=ENV, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.PIPE, text=True)
+                                 stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_interrupts)
         deadline = time.monotonic() + 300
         while not resume.exists() and child.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)  # the first periodic checkpoint (step 2): interrupt mid-run, inside some step
