@@ -38,7 +38,7 @@ class Slots:
     def __init__(self, small: np.ndarray, full: np.ndarray | None = None,
                  decode: Callable[[], np.ndarray] | None = None) -> None:
         if (full is None) == (decode is None):
-            raise ValueError("give the full-resolution slots or a way to decode them, not both")
+            raise ValueError("give exactly one of the full-resolution slots and a way to decode them")
         self.small = small
         self._full, self._decode, self._lock = full, decode, threading.Lock()
 
