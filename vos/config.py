@@ -69,9 +69,6 @@ class MotionConfig:
     the warped mask instead; 0 never.
     ``prompt``: the query frame itself with the object's warped previous mask is one more in-context prompt (cut to the
     object's window like the others): SegGPT sees where the flow says the object is, and paints from that too.
-    ``check``: cycle check: where an object's painted mask and its warped previous mask overlap by an IoU under
-    ``check``, each of the two is used as the only prompt to paint the object back onto the pass's keyframes, and the
-    one whose painting reproduces the keyframes' masks better (IoU) is kept; 0 never, 1 on every frame.
     ``scale``: the flow is computed on frames resized by this factor (1: full size).
     """
 
@@ -79,7 +76,6 @@ class MotionConfig:
     blend: float = 0.0
     recover: float = 0.0
     prompt: bool = False
-    check: float = 0.0
     scale: float = 1.0
 
     def __post_init__(self) -> None:
@@ -87,8 +83,6 @@ class MotionConfig:
             raise InputError(f"motion blend must be within [0, 1], got {self.blend}")
         if not 0 <= self.recover <= 1:
             raise InputError(f"motion recover must be within [0, 1], got {self.recover}")
-        if not 0 <= self.check <= 1:
-            raise InputError(f"motion check must be within [0, 1], got {self.check}")
         if not 0 < self.scale <= 1:
             raise InputError(f"motion flow scale must be within (0, 1], got {self.scale}")
 

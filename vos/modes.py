@@ -23,7 +23,7 @@ from seggpt_core.transforms import Upsample, resize_labels, upsample_labels
 from .config import PropagationConfig, ResolvedMode
 from .motion import Fusion
 from .prompts import BLACK_WHITE, PromptBank
-from .windows import Box, ObjectWindows, cut
+from .windows import Box, ObjectWindows
 
 
 class Slots:
@@ -128,8 +128,7 @@ class WindowsMode:
 
     With a motion prior (``query.warped``) the warped previous mask is used as ``PropagationConfig.flow`` says
     (``vos.motion.Fusion``): windows placed around it, the query shown with it as a prompt, painted scores blended
-    with it, lost objects recovered from it, or, where it and the painting disagree, the one that paints the object
-    back onto the keyframes better kept (the cycle check).
+    with it, lost objects recovered from it.
     """
 
     def __init__(self, predictor: SegGPTPredictor, config: PropagationConfig) -> None:
@@ -145,29 +144,8 @@ class WindowsMode:
         indices = [f.index for f in bank.frames()]
         self._forget(set(indices))
         full = self._scores(bank, indices, query, len(colours) - 1).argmax(0).to(torch.uint8)
-        full = self.fusion.recover(full, query.warped)
-        keyframes = [f.index for f in bank.permanent if f.index is not None]
-        full = self.fusion.check(full, query.warped, lambda mask, slot: self._paints_back(query.rgb, mask, slot,
-                                                                                          keyframes))
-        return Slots.at_full_size(full.cpu().numpy(), self.predictor.half_size)
-
-    def _paints_back(self, rgb: np.ndarray, mask: np.ndarray, slot: int, keyframes: list[int]) -> float:
-        """How well the (H, W) bool ``mask`` of object ``slot`` in the query's (H, W, 3) ``rgb``, as the only prompt
-        (cut around it), paints the object back onto the ``keyframes`` (each cut around its own mask of the object):
-        the mean IoU at model resolution of the painted object (score > 0) and the keyframe's mask."""
-        prompt = self.windows.cut_prompt(rgb, mask, self.windows.box(mask))
-        ious = []
-        for index in keyframes:
-            key_rgb, key_slots = self._frames[index]
-            shown = key_slots == slot
-            if (box := self.windows.box(shown)) is None:
-                continue
-            painted = object_score(self.predictor, (prompt[0][None], prompt[1][None]),
-                                   self.windows.query(key_rgb, box))[0, 0] > 0
-            truth = torch.from_numpy(resize_labels(cut(shown, box).astype(np.uint8), self.predictor.half_size))
-            truth = truth.to(painted.device).bool()
-            ious.append(float((painted & truth).sum()) / max(1, int((painted | truth).sum())))
-        return float(np.mean(ious)) if ious else 0.0
+        full = self.fusion.recover(full, query.warped).cpu().numpy()
+        return Slots.at_full_size(full, self.predictor.half_size)
 
     def _forget(self, keep: set[int]) -> None:
         """Drop the frames (and their cuts) that left the bank."""

@@ -12,7 +12,7 @@ windows mode uses it as a prior beside the model (``MotionPrior``, ``Propagation
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -115,7 +115,6 @@ class Fusion:
         prompts += fusion.prompts(rgb, warped, slot, box, windows)  # the query itself as a prompt, or nothing
         fusion.blend(scores[slot], box, warped, slot)       # inside one object's window
         labels = fusion.recover(labels, warped)             # after the argmax over objects
-        labels = fusion.check(labels, warped, paints_back)  # then: model or flow, by painting the keyframes back
     """
 
     def __init__(self, config: MotionConfig) -> None:
@@ -147,40 +146,16 @@ class Fusion:
         the flow still carries it in the frame) is replaced by its warped mask; ``labels`` itself is changed."""
         if warped is None or not self.config.recover:
             return labels
+        import torch
+
         for slot in np.flatnonzero(np.bincount(warped.ravel(), minlength=256)[1:]) + 1:
-            carried = torch_mask(warped == slot, labels)
+            carried = torch.from_numpy(warped == slot).to(labels.device)
             painted = labels == int(slot)
             overlap = int((painted & carried).sum())
             if overlap < self.config.recover * int((painted | carried).sum()):
                 labels[painted] = 0
                 labels[carried] = int(slot)
         return labels
-
-    def check(self, labels, warped: np.ndarray | None, paints_back: Callable[[np.ndarray, int], float]):
-        """(H, W) uint8 torch slots where every object whose painted mask and (H, W) ``warped`` mask disagree
-        (both non-empty, IoU under ``check``) keeps the one of the two that ``paints_back`` scores higher: ``paints_back
-        (mask, slot)`` is how well the (H, W) bool ``mask`` of object ``slot``, as the only prompt, paints the object
-        back onto the pass's keyframes (``vos.modes.WindowsMode``); the model's mask on a tie. ``labels`` itself is
-        changed."""
-        if warped is None or not self.config.check:
-            return labels
-        for slot in np.flatnonzero(np.bincount(warped.ravel(), minlength=256)[1:]) + 1:
-            carried = warped == slot
-            painted = (labels == int(slot)).cpu().numpy()
-            union = int((painted | carried).sum())
-            if not painted.any() or int((painted & carried).sum()) >= self.config.check * union:
-                continue
-            if paints_back(carried, int(slot)) > paints_back(painted, int(slot)):
-                labels[torch_mask(painted, labels)] = 0
-                labels[torch_mask(carried, labels)] = int(slot)
-        return labels
-
-
-def torch_mask(mask: np.ndarray, like):
-    """(H, W) bool ``mask`` as a torch tensor on the device of the torch tensor ``like``."""
-    import torch
-
-    return torch.from_numpy(mask).to(like.device)
 
 
 def fuse_scores(scores, prior: np.ndarray, blend: float):
