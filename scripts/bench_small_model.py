@@ -52,7 +52,7 @@ from seggpt_core.adaptation import AdaptConfig  # noqa: E402
 from seggpt_core.checkpoint import DEFAULT_MODEL  # noqa: E402
 from seggpt_core.predictor import Prompt, SegGPTPredictor  # noqa: E402
 from seggpt_core.transforms import resize_labels  # noqa: E402
-from vos.config import Mode, Motion, MotionConfig, PropagationConfig, WindowConfig  # noqa: E402
+from vos.config import EdgeConfig, Mode, Motion, MotionConfig, PropagationConfig, WindowConfig  # noqa: E402
 from vos.datasets import VideoTask, list_davis  # noqa: E402
 from vos.masks import load_mask  # noqa: E402
 from vos.motion import flow_track  # noqa: E402
@@ -100,11 +100,14 @@ def pixel_agreement(a: Path, b: Path) -> tuple[int, int]:
 
 
 def folder_name(precision: str, config: PropagationConfig, half_size: tuple[int, int]) -> str:
-    """e.g. ``fp32-windows-flow-context7``; tuned window geometries add ``-m1.5-s0.1``, a motion blend ``-blend0.3``."""
+    """e.g. ``fp32-windows-flow-context7``; tuned window geometries add ``-m1.5-s0.1``, a motion blend ``-blend0.3``,
+    other edge settings ``-edges1-c20`` (``-no-edges``: off)."""
     mode = config.resolved_mode(half_size)
     name = f"{precision}-{mode}" + ("-flow" if config.uses_flow(mode) else "") + f"-context{config.context}"
     if mode == "windows" and config.windows != WindowConfig():
         name += f"-m{config.windows.margin:g}-s{config.windows.min_side:g}"
+    if mode == "windows" and config.edges != EdgeConfig():
+        name += f"-edges{config.edges.radius:g}-c{config.edges.contrast:g}" if config.edges.enabled else "-no-edges"
     if config.uses_flow(mode) and config.flow != MotionConfig():
         name += "".join(f"-{k}{v:g}" for k, v in asdict(config.flow).items() if v != getattr(MotionConfig, k))
     adapt = config.adaptation(mode)
@@ -192,6 +195,24 @@ def validation_look(args: argparse.Namespace, look: str) -> tuple[Path, range]:
     return validation, tune_seeds
 
 
+def score_grid(tuning: dict, configs: list[PropagationConfig], fields: list[dict], fp32: SegGPTPredictor,
+               looks: list[str], args: argparse.Namespace) -> None:
+    """Score each of ``configs`` on the validation videos of each of ``looks`` into ``tuning[look]["rows"]`` (one row
+    per setting, replaced on a rerun, with ``fields`` and the seconds a video, scoring included)."""
+    for look in looks:
+        validation, tune_seeds = validation_look(args, look)
+        rows = tuning.setdefault(look, {"seeds": [tune_seeds[0], tune_seeds[-1]], "rows": []})
+        for tuned, extra in zip(configs, fields):
+            setting = folder_name("fp32", tuned, fp32.half_size)
+            start = time.perf_counter()
+            r = score(fp32, validation, validation / setting, tuned)
+            r.update(extra, seconds_per_video=(time.perf_counter() - start) / len(tune_seeds))
+            rows["rows"] = [x for x in rows["rows"] if x["setting"] != setting[5:]]
+            rows["rows"].append({"setting": setting[5:], **r})
+            print(f"validation ({look}): {setting[5:]}: J&F {r['jf'] * 100:.1f}, {r['seconds_per_video']:.1f} s/video "
+                  f"(incl. scoring)", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default=DEFAULT_MODEL, help="shipped model name or checkpoint path")
@@ -205,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--motion", default=PropagationConfig.motion, choices=get_args(Motion))
     p.add_argument("--motion-blend", type=float, default=MotionConfig.blend)
     p.add_argument("--context", type=int, default=PropagationConfig().context, help="previous predictions as prompts")
+    p.add_argument("--edge-radius", type=float, default=EdgeConfig.radius, help="windows mode edge refinement (0: off)")
+    p.add_argument("--edge-contrast", type=float, default=EdgeConfig.contrast)
     p.add_argument("--adapt-steps", type=int, default=None,
                    help="one-shot adaptation steps on each video's first mask (0: off; default: the pipeline's)")
     p.add_argument("--adapt-lr", type=float, default=AdaptConfig.lr, help="with --adapt-steps")
@@ -218,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tune-adapt", default=None, metavar="STEPS:LR[:BATCH],...",
                    help="score these adaptation settings (with the other settings as given) on the --motion-looks "
                         "validation videos, e.g. 0:1e-4,50:1e-4")
+    p.add_argument("--tune-edges", default=None, metavar="RADIUS:CONTRAST,...",
+                   help="score these edge refinements (with the other settings as given; radius 0: off) on the "
+                        "--motion-looks validation videos, e.g. 0:20,2:20")
     p.add_argument("--motion-looks", default=",".join(MOTION_VALIDATION),
                    help=f"comma-separated validation looks for --tune-motion: {', '.join(MOTION_VALIDATION)}")
     p.add_argument("--tune-first-seed", type=int, default=3_000_000)
@@ -244,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     half = fp32.half_size
     config = PropagationConfig(mode=args.mode, context=args.context, motion=args.motion,
                                flow=MotionConfig(blend=args.motion_blend),
+                               edges=EdgeConfig(args.edge_radius, args.edge_contrast),
                                adapt=None if args.adapt_steps is None else AdaptConfig(args.adapt_steps, args.adapt_lr,
                                                                                        args.adapt_batch))
     video = SyntheticVideoConfig(num_frames=args.frames)
@@ -251,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = json.loads(json_path.read_text()) if json_path.is_file() else {}
     results.update({"model": str(args.model), "mode": config.resolved_mode(half), "context": config.context,
                     "motion": config.motion if config.uses_flow(config.resolved_mode(half)) else "none",
-                    "flow": asdict(config.flow), "windows": asdict(config.windows),
+                    "flow": asdict(config.flow), "windows": asdict(config.windows), "edges": asdict(config.edges),
                     "adapt": asdict(config.adaptation(config.resolved_mode(half))),
                     "video_config": json.loads(json.dumps(asdict(video)))})
 
@@ -285,19 +312,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.tune_adapt:
         grid = [AdaptConfig(int(f[0]), float(f[1]), *(int(x) for x in f[2:]))
                 for f in (item.split(":") for item in args.tune_adapt.split(","))]
-        results.setdefault("adapt_tuning", {})
-        for look in looks:
-            validation, tune_seeds = validation_look(args, look)
-            rows = results["adapt_tuning"].setdefault(look, {"seeds": [tune_seeds[0], tune_seeds[-1]], "rows": []})
-            for adapt in grid:
-                tuned = replace(config, adapt=adapt)
-                start = time.perf_counter()
-                r = score(fp32, validation, validation / folder_name("fp32", tuned, half), tuned)
-                r.update(asdict(adapt), seconds_per_video=(time.perf_counter() - start) / len(tune_seeds))
-                rows["rows"] = [x for x in rows["rows"] if x["setting"] != folder_name("fp32", tuned, half)[5:]]
-                rows["rows"].append({"setting": folder_name("fp32", tuned, half)[5:], **r})
-                print(f"validation ({look}): {rows['rows'][-1]['setting']}: J&F {r['jf'] * 100:.1f}, "
-                      f"{r['seconds_per_video']:.1f} s/video (incl. scoring)", flush=True)
+        score_grid(results.setdefault("adapt_tuning", {}), [replace(config, adapt=a) for a in grid],
+                   [asdict(a) for a in grid], fp32, looks, args)
+    if args.tune_edges:
+        grid = [EdgeConfig(*(float(x) for x in item.split(":"))) for item in args.tune_edges.split(",")]
+        score_grid(results.setdefault("edge_tuning", {}), [replace(config, edges=e) for e in grid],
+                   [asdict(e) for e in grid], fp32, looks, args)
 
     roots = {"generated": args.out / "generated", "davis-mini": args.davis}
     sets = {name: roots[name] for name in args.sets.split(",") if name}

@@ -23,7 +23,7 @@ from seggpt_core.checkpoint import DEFAULT_MODEL
 from seggpt_core.errors import InputError
 from seggpt_core.predictor import SegGPTPredictor
 from vos.cli.main import main
-from vos.config import PropagationConfig, WindowConfig
+from vos.config import EdgeConfig, PropagationConfig, WindowConfig
 from vos.masks import read_label_png
 from vos.session import VideoSession
 
@@ -241,8 +241,8 @@ def test_forward_from_frame_0_is_bit_identical_to_the_pipeline_before_keyframes(
     from vos.runner import run_tasks
 
     root = davis_subset("davis-mini-multi", {"blackswan-x3": 10})
-    # the pipeline before keyframes had neither the motion prior nor adaptation
-    config = PropagationConfig(context=3, mode=mode, motion="none", adapt=AdaptConfig())
+    # the pipeline before keyframes had neither the motion prior, adaptation nor edge refinement
+    config = PropagationConfig(context=3, mode=mode, motion="none", adapt=AdaptConfig(), edges=EdgeConfig(radius=0))
     run_tasks(predictor, list_davis(root), tmp_path / mode, config, progress=False)
     digest = hashlib.sha256()
     for png in sorted((tmp_path / mode / "blackswan-x3").glob("*.png")):

@@ -16,7 +16,7 @@ from seggpt_core.errors import InputError
 from seggpt_core.model import PRESETS, SegGPT
 from seggpt_core.predictor import SegGPTPredictor
 from tests.painters import RepaintNewestPrompt, round_trip
-from vos.config import PropagationConfig
+from vos.config import EdgeConfig, PropagationConfig
 from vos.masks import read_label_png
 from vos.prompts import PromptBank, PromptFrame
 from vos.session import VideoSession
@@ -120,7 +120,8 @@ def test_windows_mode_cuts_each_object_out_and_pastes_it_back(repaint_predictor)
     mask[20:41, 30:52] = 3
     yy, xx = np.mgrid[:120, :200]
     mask[(yy - 80) ** 2 + ((xx - 150) / 1.5) ** 2 < 15 ** 2] = 5  # far enough from object 3 for disjoint windows
-    config = PropagationConfig(context=0, mode="windows", upsample="nearest", motion="none")  # the window plumbing
+    config = PropagationConfig(context=0, mode="windows", upsample="nearest", motion="none",
+                               edges=EdgeConfig(radius=0))  # the window plumbing
     session = VideoSession(repaint_predictor, iter(frames), config)
     session.add_mask(0, mask)
     preds = [p.labels for p in session.propagate()]

@@ -3,7 +3,7 @@
 - runtime: ``readers`` (frames in) -> ``prompts`` (prompt buffer) -> ``modes`` (the model, one pass object per mode;
   ``windows``) -> ``session`` (keyframes, directions, the result ``store``) -> ``writers`` and the editor formats
   (``sequences``, ``alpha_video``, ``exr``, after ``mattes`` clean-up) -> files, each stage on its own thread
-  (``threads``); ``motion`` (optical flow prior); ``masks`` (ids <-> model slots), ``pipeline`` (one video),
+  (``threads``); ``motion`` (optical flow prior); ``edges`` (outlines onto the frame's edges); ``masks`` (ids <-> model slots), ``pipeline`` (one video),
   ``datasets`` and ``runner`` (many videos), ``config`` and ``frame_folders`` (torch-free settings and frame listing);
 - ``vos.cli``: the ``seggpt-vos`` command line, a thin layer over this API;
 - ``vos.app``: the local web app and its HTTP API, another thin layer;
@@ -21,7 +21,7 @@ from seggpt_core.lazy import lazy_exports
 _EXPORTS = {
     "VideoSession": "session", "Prediction": "session",
     "PropagationConfig": "config", "WindowConfig": "config", "Mode": "config", "Direction": "config",
-    "Motion": "config", "MotionConfig": "config",
+    "Motion": "config", "MotionConfig": "config", "EdgeConfig": "config",
     "run_video": "pipeline", "OutputSpec": "pipeline", "VideoStats": "pipeline",
     "MatteCleanup": "mattes",
     "list_davis": "datasets", "list_youtube_vos": "datasets", "VideoTask": "datasets", "DavisLayout": "datasets",

@@ -88,6 +88,34 @@ class MotionConfig:
 
 
 @dataclass(frozen=True)
+class EdgeConfig:
+    """Edge refinement of the windows mode (``vos.edges``): each object's painted scores are resized bilinearly into
+    its window and filtered by a guided filter (He et al., "Guided Image Filtering", 2010; OpenCV's
+    ``ximgproc.guidedFilter``) with the frame's window as the guide, so the outline follows the frame's edges instead
+    of the model's pixel grid. Chosen on generated validation videos (``scripts/bench_small_model.py --tune-edges``),
+    never on davis-mini.
+
+    ``radius``: the filter's radius in model pixels (times the window's frame pixels per model pixel); 0: off, the
+    scores are resized by ``PropagationConfig.upsample`` as in the other modes.
+    ``contrast``: in grey levels (0-255): the frame's edges weaker than about this are smoothed over, stronger ones
+    pull the outline (the filter's eps is its square).
+    """
+
+    radius: float = 2.0
+    contrast: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.radius) and 0 <= self.radius <= 64):
+            raise InputError(f"edge radius must be within [0, 64] model pixels, got {self.radius}")
+        if not (math.isfinite(self.contrast) and 0 < self.contrast <= 255):
+            raise InputError(f"edge contrast must be within (0, 255] grey levels, got {self.contrast}")
+
+    @property
+    def enabled(self) -> bool:
+        return self.radius > 0
+
+
+@dataclass(frozen=True)
 class PropagationConfig:
     """How a video is propagated.
 
@@ -105,10 +133,13 @@ class PropagationConfig:
 
     context: int = 7
     mode: Mode = "auto"
-    upsample: Upsample = "nearest"  #: "nearest" is the official behaviour; "bilinear" smooths the painted colours
+    upsample: Upsample = "nearest"
+    """"nearest" is the official behaviour; "bilinear" smooths the painted colours (windows mode with ``edges`` on:
+    always bilinear, the input the edge filter needs)."""
     windows: WindowConfig = field(default_factory=WindowConfig)  #: window geometry (windows mode)
     motion: Motion = "auto"  #: optical-flow prior: on in windows mode (measured to help there: README), off otherwise
     flow: MotionConfig = field(default_factory=MotionConfig)  #: how the prior is used (windows mode)
+    edges: EdgeConfig = field(default_factory=EdgeConfig)  #: edge refinement (windows mode; the paper's modes: none)
     store_budget_mb: float = 512.0
     between: Between = "nearest"  #: how "both" fills the frames between two keyframes (``Between``)
     adapt: AdaptConfig | None = None
@@ -134,6 +165,8 @@ class PropagationConfig:
             raise InputError(f"adapt must be an AdaptConfig or None (auto), got {type(self.adapt).__name__}")
         if not isinstance(self.flow, MotionConfig):
             raise InputError(f"flow must be a MotionConfig, got {type(self.flow).__name__}")
+        if not isinstance(self.edges, EdgeConfig):
+            raise InputError(f"edges must be an EdgeConfig, got {type(self.edges).__name__}")
         if self.between not in get_args(Between):
             raise InputError(f"unknown between-keyframes rule {self.between!r}; use one of {', '.join(get_args(Between))}")
         if not (math.isfinite(self.store_budget_mb) and self.store_budget_mb >= 0):

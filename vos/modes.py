@@ -21,6 +21,7 @@ from seggpt_core.predictor import SegGPTPredictor
 from seggpt_core.transforms import Upsample, resize_labels, upsample_labels
 
 from .config import PropagationConfig, ResolvedMode
+from .edges import refine_window
 from .motion import Fusion
 from .prompts import BLACK_WHITE, PromptBank
 from .windows import Box, ObjectWindows
@@ -123,7 +124,8 @@ class PerObjectMode:
 
 
 class WindowsMode:
-    """Each object painted in a window around where it was in the previous frame (``vos.windows``). Keeps the
+    """Each object painted in a window around where it was in the previous frame (``vos.windows``), its outline
+    moved onto the frame's edges (``vos.edges``, unless ``PropagationConfig.edges`` is off). Keeps the
     prompt frames it was shown (RGB and slots at full size) and their cut windows, for the frames still in the bank.
 
     With a motion prior (``query.warped``) the warped previous mask is used as ``PropagationConfig.flow`` says
@@ -132,7 +134,8 @@ class WindowsMode:
     """
 
     def __init__(self, predictor: SegGPTPredictor, config: PropagationConfig) -> None:
-        self.predictor, self.upsample, self.fusion = predictor, config.upsample, Fusion(config.flow)
+        self.predictor, self.fusion, self.edges = predictor, Fusion(config.flow), config.edges
+        self.upsample = "bilinear" if config.edges.enabled else config.upsample
         self.windows = ObjectWindows(predictor.prepare_image, predictor.half_size, config.windows)
         self._frames: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._cuts: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor] | None] = {}
@@ -185,6 +188,8 @@ class WindowsMode:
             else:
                 box, prompts, window = (0, 0, h, w), bank.batch(BLACK_WHITE, only_slot=slot), query.image[None]
             self.windows.paste(scores[slot], object_score(self.predictor, prompts, window)[0, 0], box, self.upsample)
+            if self.edges.enabled:
+                refine_window(scores[slot], query.rgb, box, self.predictor.half_size, self.edges)
             self.fusion.blend(scores[slot], box, query.warped, slot)
         return scores
 

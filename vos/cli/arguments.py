@@ -130,6 +130,8 @@ positive_float = float_range(0.0, low_open=True)
 non_negative_float = float_range(0.0)
 probability = float_range(0.0, 1.0)
 fraction = float_range(0.0, 1.0, low_open=True)  #: within (0, 1]
+edge_radius = float_range(0.0, 64.0)  #: model pixels (``EdgeConfig``)
+edge_contrast = float_range(0.0, 255.0, low_open=True)  #: grey levels
 #: Matte clean-up sizes in pixels: a morphology radius beyond a few hundred pixels is a typo, not a matte.
 grow_pixels = int_range(-MAX_MORPHOLOGY, MAX_MORPHOLOGY)
 port = int_range(0, 65535, why=" (0 picks a free port)")

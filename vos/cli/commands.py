@@ -9,7 +9,8 @@ from typing import get_args
 
 from seggpt_core.adaptation import AdaptConfig
 
-from ..config import WINDOWS_ADAPT, Direction, Mode, Motion, MotionConfig, PropagationConfig, WindowConfig
+from ..config import (WINDOWS_ADAPT, Direction, EdgeConfig, Mode, Motion, MotionConfig, PropagationConfig,
+                      WindowConfig)
 
 from . import arguments as types
 
@@ -55,6 +56,12 @@ def add_propagation_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--motion-recover", type=types.probability, default=MotionConfig.recover,
                    help="with --motion flow: an object whose painted mask overlaps its flow-warped previous mask by "
                         "an IoU under this takes the warped mask (lost-object recovery; 0: never; default %(default)s)")
+    g.add_argument("--edge-radius", type=types.edge_radius, default=EdgeConfig.radius,
+                   help="windows mode: guided-filter each object's painted outline onto the frame's edges with this "
+                        "radius in model pixels (0: off; default %(default)s)")
+    g.add_argument("--edge-contrast", type=types.edge_contrast, default=EdgeConfig.contrast,
+                   help="windows mode: frame edges weaker than about this many grey levels are smoothed over, "
+                        "stronger ones pull the outline (default %(default)s)")
     g.add_argument("--adapt-steps", type=types.adapt_steps, default=None,
                    help="one-shot adaptation: fine-tune a copy of the model for this many steps on each pass's "
                         "keyframes (augmented, cut as the mode paints) before propagating; 0: off (default: "
@@ -62,7 +69,8 @@ def add_propagation_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--adapt-lr", type=types.positive_float, default=AdaptConfig.lr,
                    help="with --adapt-steps: learning rate of the adaptation (default %(default)g)")
     g.add_argument("--upsample", choices=("nearest", "bilinear"), default="nearest",
-                   help="how labels return to the frame size (nearest = official)")
+                   help="how labels return to the frame size (nearest = official; windows mode with edge "
+                        "refinement on resizes bilinearly, as the filter needs)")
 
 
 def add_tuned_prompt_arg(parser: argparse.ArgumentParser, role: str) -> None:
@@ -147,6 +155,7 @@ def propagation_config(args: argparse.Namespace):
     return PropagationConfig(context=args.context, mode=args.mode, upsample=args.upsample,
                              windows=WindowConfig(args.window_margin, args.window_min), motion=args.motion,
                              flow=MotionConfig(blend=args.motion_blend, recover=args.motion_recover),
+                             edges=EdgeConfig(args.edge_radius, args.edge_contrast),
                              adapt=None if args.adapt_steps is None else AdaptConfig(args.adapt_steps, args.adapt_lr))
 
 
