@@ -8,7 +8,8 @@
    motion prior's settings (``MOTION_GRID``) and the flow warp alone on validation videos of the default look, a
    harder one (faster motion, more camouflage, faster camera) and the real-looking one (``REAL_LOOK``: camouflage,
    motion blur, occluders, lighting, camera shake, thin parts), chosen with ``--motion-looks`` (``MOTION_VALIDATION``);
-   ``--sets ""`` skips the scored sets.
+   ``--tune-adapt`` and ``--tune-edges`` score given adaptation and edge-refinement settings on those looks the same
+   way; ``--sets ""`` skips the scored sets.
 1. J&F on held-out generated videos: ``--videos`` synthetic DAVIS-style videos (480x854, default look) with seeds from
    ``--first-seed`` (default 2_000_000; training only ever uses seeds below ``vos.training.samplers.TRAIN_SEED_LIMIT``).
 2. J&F on ``shared/data/davis-mini`` (real DAVIS 2017 val videos, never trained on).
