@@ -155,7 +155,7 @@ frame_rate.out_of_range = "0"
 #: The numeric types of this module: flags using them are fuzzed by the tests.
 NUMERIC_TYPES = (positive_int, non_negative_int, seed, context_size, loader_workers, positive_float, non_negative_float,
                  probability, fraction, grow_pixels, morphology_pixels, port, session_count, upload_mib, frame_rate,
-                 adapt_steps)
+                 adapt_steps, edge_radius, edge_contrast)
 
 
 def device(text: str) -> str:
