@@ -20,7 +20,7 @@ from seggpt_core.errors import InputError
 from seggpt_core.model import SegGPTConfig
 from seggpt_core.training import TrainConfig
 from seggpt_core.tuning import TuningConfig
-from vos.config import MotionConfig, PropagationConfig, WindowConfig
+from vos.config import EdgeConfig, MotionConfig, PropagationConfig, WindowConfig
 
 NAN, INF = math.nan, math.inf
 PROBABILITY = {"bad": [-0.1, 1.1], "good": [0.0, 1.0]}
@@ -52,11 +52,13 @@ FLOAT_FIELDS = {
     (MotionConfig, "blend"): {"bad": [-0.1, 1.1], "good": [0.0, 1.0]},
     (MotionConfig, "recover"): {"bad": [-0.1, 1.1], "good": [0.0, 1.0]},
     (MotionConfig, "scale"): {"bad": [0.0, 1.5], "good": [1.0, 0.01]},
+    (EdgeConfig, "radius"): {"bad": [-0.5, 64.5], "good": [0.0, 64.0]},
+    (EdgeConfig, "contrast"): {"bad": [0.0, 255.5], "good": [1e-3, 255.0]},
     (PropagationConfig, "store_budget_mb"): {"bad": [-1.0], "good": [0.0, 1e6]},
     (AdaptConfig, "lr"): {"bad": [0.0, -1e-4], "good": [1e-9, 10.0]},
 }
 #: Configs whose constructor is the library's input check (the CLI prints it as one line, exit 2).
-USER_FACING = (TuningConfig, WindowConfig, MotionConfig, PropagationConfig, AdaptConfig)
+USER_FACING = (TuningConfig, WindowConfig, MotionConfig, EdgeConfig, PropagationConfig, AdaptConfig)
 
 
 def cases(kind: str):
