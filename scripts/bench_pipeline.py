@@ -73,6 +73,7 @@ from seggpt_core.checkpoint import DEFAULT_MODEL, SHIPPED  # noqa: E402
 from seggpt_core.errors import InputError  # noqa: E402
 from seggpt_core.model import PRESETS, SegGPT  # noqa: E402
 from seggpt_core.predictor import SegGPTPredictor  # noqa: E402
+from vos.allocator import keep_freed_blocks  # noqa: E402
 from vos.masks import davis_palette  # noqa: E402
 from vos.pipeline import OutputSpec, run_video  # noqa: E402
 from vos.readers import VideoFileSource  # noqa: E402
@@ -439,6 +440,7 @@ def main() -> None:
         ap.add_argument(hidden, help=argparse.SUPPRESS)
     ap.add_argument("--child-frames", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    keep_freed_blocks()  # as run_video does, so that the stages and the model-only runs see its allocator too
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.child_video:
