@@ -191,15 +191,15 @@ class VideoFileSource(_VideoFile):
 
         if indices == [0] and self._first is not None:
             return [self._first.copy()]
-        by_index = {}
-        with self._lock:
-            for i in sorted(set(indices)):
-                try:
-                    by_index[i] = self._reader.get_batch([i]).asnumpy()[0]
-                except (RuntimeError, decord.DECORDError) as error:
-                    raise InputError(f"{self.path}: decoding stopped near frame {i} of the {self.num_frames} in its "
-                                     f"header ({_one_line(error, 80)}); the video is truncated or corrupt: re-encode "
-                                     "or re-download it") from None
+        order = sorted(set(indices))
+        try:
+            with self._lock:
+                batch = self._reader.get_batch(order).asnumpy()
+        except (RuntimeError, decord.DECORDError) as error:
+            raise InputError(f"{self.path}: decoding stopped near frame {order[0]} of the {self.num_frames} in its "
+                             f"header ({_one_line(error, 80)}); the video is truncated or corrupt: re-encode or "
+                             "re-download it") from None
+        by_index = {i: np.array(f) for i, f in zip(order, batch)}
         return [by_index[i] for i in indices]
 
     def _park(self) -> None:
