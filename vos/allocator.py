@@ -5,11 +5,12 @@ glibc hands out a block above its mmap threshold as fresh pages mapped from the 
 returns free memory at the top of a heap to the kernel once there is more than its trim threshold; a page it gets
 back costs a page fault (and zeroing) at the next first write, about 0.3 ms per MB here. Both thresholds start low
 (128 KiB) and rise only when an mmapped block is freed, to that block's size, so what a run pays depended on which
-big blocks happened to be freed first: the model's ``paint`` cost 16.5 ms of CPU a frame after a 20 MB decoded chunk
-had been freed and 21 ms without one (``scripts/bench_pipeline.py --stages``, README *Pipeline*).
+big blocks happened to be freed first: the model's ``paint`` alone cost 21 ms of CPU a frame in a process that had
+not freed a 20 MB decoded chunk before, and 16.6 ms with the thresholds fixed (``scripts/bench_pipeline.py --stages``,
+README *Pipeline*).
 
-:func:`keep_freed_blocks` fixes both: blocks under 32 MiB come from the heaps and are reused, and up to 64 MiB free at a
-heap's top stays in the process. The price is that much more resident memory per heap at most.
+:func:`keep_freed_blocks` fixes both: blocks under 32 MiB come from the heaps and are reused, and up to 64 MiB free at
+a heap's top stays in the process. The price is that much more resident memory per heap at most.
 """
 
 from __future__ import annotations
