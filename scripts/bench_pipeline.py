@@ -26,8 +26,9 @@ Stages (``--stages``): where that CPU goes, each stage run alone on the same vid
 frame of the whole process and its reaped children (so decord's and ffmpeg's own threads count): decoding the mp4,
 the model (``paint``), the rest of the session's work on the model's thread (prompt batches, painting -> slots at
 model resolution), on the caller's thread (upsampling to full resolution, id mapping, result store) and on the reader
-threads (resizing frames for the model), and each output format writing the session's labels (the alpha outputs
-sharing their mattes as in ``run_video``). Load barely changes CPU time, so this table is the one to trust on a busy
+threads (resizing frames for the model), and each output format writing the session's labels, frame by frame through
+all formats as in ``run_video``, so the alpha outputs share each frame's mattes (the first alpha output in the table
+pays for computing them). Load barely changes CPU time, so this table is the one to trust on a busy
 machine.
 
 Memory: one child process per length (``--memory-frames``, default 300 and 3000) runs ``run_video`` on its mp4
@@ -72,6 +73,7 @@ from seggpt_core.checkpoint import DEFAULT_MODEL, SHIPPED  # noqa: E402
 from seggpt_core.errors import InputError  # noqa: E402
 from seggpt_core.model import PRESETS, SegGPT  # noqa: E402
 from seggpt_core.predictor import SegGPTPredictor  # noqa: E402
+from vos.allocator import keep_freed_blocks  # noqa: E402
 from vos.masks import davis_palette  # noqa: E402
 from vos.pipeline import OutputSpec, run_video  # noqa: E402
 from vos.readers import VideoFileSource  # noqa: E402
@@ -266,7 +268,7 @@ def bench_speed(args: argparse.Namespace, video: TestVideo) -> dict:
         model_only_seconds(predictor, inputs[:args.context + 2], args.context)  # warm-up (and compilation)
     rounds = []
     profile = cProfile.Profile() if args.profile else None
-    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as out:
+    with tempfile.TemporaryDirectory(prefix="bench-pipeline-", dir=args.scratch) as out:
         for r in range(args.rounds):
             with PaintTimer(predictor) as in_e2e, CpuTimer() as cpu:
                 e2e = end_to_end_seconds(predictor, video, output_spec(args, Path(out) / f"round{r}"), config,
@@ -326,14 +328,21 @@ def bench_stages(args: argparse.Namespace, video: TestVideo) -> dict[str, float]
     stages["session, reader threads besides decoding (resizing frames for the model, re-seeking)"] = (
         cpu.total_seconds - cpu.caller_seconds - model_thread.thread_cpu_seconds
         - stages["decoding the H.264 mp4 (decord)"])
-    with tempfile.TemporaryDirectory(prefix="bench-pipeline-stages-") as out:
-        spec = output_spec(args, Path(out))
-        for fmt in spec.writers(video.mp4.stem, davis_palette(), session.fps, session.objects):
-            start = process_cpu_seconds()
-            for index, (labels, frame) in enumerate(results):
+    with tempfile.TemporaryDirectory(prefix="bench-pipeline-stages-", dir=args.scratch) as out:
+        formats = output_spec(args, Path(out)).writers(video.mp4.stem, davis_palette(), session.fps, session.objects)
+        writing = [0.0] * len(formats)
+        # frame by frame through every format, as run_video's writer thread goes, so that the alpha outputs share each
+        # frame's mattes (the first one to ask computes them); an encoder process's CPU counts when ``close`` reaps it
+        for index, (labels, frame) in enumerate(results):
+            for k, fmt in enumerate(formats):
+                start = process_cpu_seconds()
                 fmt.write(index, f"{index:05d}", labels, frame if fmt.needs_frame else None)
+                writing[k] += process_cpu_seconds() - start
+        for k, fmt in enumerate(formats):
+            start = process_cpu_seconds()
             fmt.close()
-            stages[f"writing: {type(fmt).__name__}"] = process_cpu_seconds() - start
+            writing[k] += process_cpu_seconds() - start
+            stages[f"writing: {type(fmt).__name__}"] = writing[k]
     return {stage: 1000 * seconds / video.frames for stage, seconds in stages.items()}
 
 
@@ -362,7 +371,7 @@ def memory_child(args: argparse.Namespace) -> None:
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    with tempfile.TemporaryDirectory(prefix="bench-pipeline-mem-") as out:
+    with tempfile.TemporaryDirectory(prefix="bench-pipeline-mem-", dir=args.scratch) as out:
         config = PropagationConfig(context=args.context, mode="joint", store_budget_mb=args.store_budget_mb)
         seconds = end_to_end_seconds(predictor, video, output_spec(args, Path(out)), config)
     done.set()
@@ -380,7 +389,7 @@ def bench_memory(args: argparse.Namespace, videos: list[TestVideo]) -> list[dict
                    "--child-frames", str(video.frames), "--model", args.model, "--device", args.device,
                    "--context", str(args.context), "--store-budget-mb", str(args.store_budget_mb)]
         for flag, value in (("--config", args.config), ("--memory-config", args.memory_config),
-                            ("--dtype", args.dtype), ("--threads", args.threads)):
+                            ("--dtype", args.dtype), ("--threads", args.threads), ("--scratch", args.scratch)):
             if value is not None:
                 command += [flag, str(value)]
         command += ["--overlay"] if args.overlay else []
@@ -423,10 +432,15 @@ def main() -> None:
                     help="print the N functions the main thread spends most time in (last end-to-end round)")
     ap.add_argument("--videos", type=Path, default=Path(tempfile.gettempdir()) / "seggpt-vos-bench",
                     help="cache folder of the test videos")
+    ap.add_argument("--scratch", type=Path,
+                    help="folder the outputs are written under (default: the system's temp folder). Creating a file "
+                         "costs kernel CPU that depends on the file system: a tmpfs such as /dev/shm leaves the "
+                         "encoders alone")
     for hidden in ("--child-video", "--child-mask"):
         ap.add_argument(hidden, help=argparse.SUPPRESS)
     ap.add_argument("--child-frames", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    keep_freed_blocks()  # as run_video does, so that the stages and the model-only runs see its allocator too
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.child_video:

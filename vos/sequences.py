@@ -18,8 +18,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Literal
 
+import cv2
 import numpy as np
-from PIL import Image
 
 from seggpt_core.atomic import atomic_write, remove_stale_temps
 from seggpt_core.errors import InputError
@@ -108,10 +108,25 @@ class NumberedFiles:
         atomic_write(self.sidecar, lambda f: f.write(text.encode()))
 
 
+#: PNG row filter (and zlib strategy) by the number of array dimensions: a matte is flat, so rows left unfiltered
+#: and run-length matches compress it to a third of the size of adaptive filtering (what PIL's encoder always does)
+#: at 60% of its CPU; a cut-out carries the frame's texture, where the Sub filter keeps adaptive filtering's size at
+#: 55% of its CPU (480p, README *Pipeline*).
+_PNG_FILTERS = {2: [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE,
+                    cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE],
+                3: [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB]}
+
+
 def save_png(path: Path, pixels: np.ndarray, compress_level: int) -> None:
-    """Atomically save a (H, W) L or (H, W, 4) RGBA uint8 image as PNG."""
-    image = Image.fromarray(np.ascontiguousarray(pixels))
-    atomic_write(path, lambda f: image.save(f, format="PNG", compress_level=compress_level))
+    """Atomically save a (H, W) grey or (H, W, 4) RGBA uint8 image as an 8-bit grey or RGBA PNG (OpenCV's encoder,
+    zlib ``compress_level`` 0..9)."""
+    if pixels.ndim == 3:
+        pixels = cv2.cvtColor(pixels, cv2.COLOR_RGBA2BGRA)  # OpenCV writes colour channels in BGR order
+    params = [cv2.IMWRITE_PNG_COMPRESSION, compress_level, *_PNG_FILTERS[pixels.ndim]]
+    ok, data = cv2.imencode(".png", np.ascontiguousarray(pixels), params)
+    if not ok:
+        raise OSError(f"{path}: OpenCV could not encode a {pixels.shape} {pixels.dtype} image as PNG")
+    atomic_write(path, lambda f: f.write(data))
 
 
 class MatteSequenceWriter:
