@@ -440,7 +440,7 @@ def main() -> None:
         ap.add_argument(hidden, help=argparse.SUPPRESS)
     ap.add_argument("--child-frames", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    keep_freed_blocks()  # as run_video does, so that the stages and the model-only runs see its allocator too
+    keep_freed_blocks()  # as the command line does, so that the stages and the model-only runs see its allocator too
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.child_video:

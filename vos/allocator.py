@@ -10,7 +10,9 @@ not freed a 20 MB decoded chunk before, and 16.6 ms with the thresholds fixed (`
 README *Pipeline*).
 
 :func:`keep_freed_blocks` fixes both: blocks under 32 MiB come from the heaps and are reused, and up to 64 MiB free at
-a heap's top stays in the process. The price is that much more resident memory per heap at most.
+a heap's top stays in the process. The price is that much more resident memory per heap at most. It is a setting of
+the whole process, so the library never makes it behind a caller's back: the ``seggpt-vos`` command line (the app
+included) sets it at start-up, and a program that streams video through the library calls it itself.
 """
 
 from __future__ import annotations

@@ -16,7 +16,6 @@ from tqdm.auto import tqdm
 from seggpt_core.errors import InputError
 from seggpt_core.predictor import SegGPTPredictor
 
-from .allocator import keep_freed_blocks
 from .alpha_video import AlphaVideoWriter, alpha_codec
 from .config import Direction, PropagationConfig
 from .exr import ExrWriter
@@ -152,10 +151,7 @@ def run_video(predictor: SegGPTPredictor, video: str | Path | Iterable | FrameSo
     Outputs are written in frame order: while frames are computed when that is already the order (forward from frame
     0, and every live stream), else from the session's result store once propagation is done. Per-frame files appear
     atomically; whole-video files (mp4, JSON) only when the video completes.
-
-    Sets the process's allocator to reuse freed frame-sized blocks (``vos.allocator.keep_freed_blocks``).
     """
-    keep_freed_blocks()
     session = VideoSession(predictor, video, config, name=name)
     if tuned is not None:
         session.add_prompt(tuned, source=tuned_source)

@@ -12,6 +12,8 @@ import argparse
 import importlib
 import sys
 
+from ..allocator import keep_freed_blocks
+
 #: Modules that contribute subcommands, in the order they appear in ``--help``.
 COMMAND_MODULES = (
     "vos.cli.commands",
@@ -43,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as done:  # --help, or a bad argument (already reported in one line)
         return done.code or 0
+    keep_freed_blocks()  # this process streams video: reuse freed frame-sized blocks (vos.allocator)
     try:
         return int(args.run(args) or 0)
     except user_error_types() as err:
