@@ -459,13 +459,17 @@ class VideoSession:
             if k == step.seed:
                 previous, previous_rgb = slots, rgb
         done = step.frames[:len(step.frames) - len(frames)] if isinstance(frames, range) else range(0)
+        last_rgb = last_full = None  # frame done[-1], the last of the prompts below when there are any
         for index in done[-self.config.context:] if self.config.context else []:
             full, small = self._store.get(index)
-            self._add_prompt(bank, mode, index, self.source.frame(index),
-                             Slots(objects.to_slots(small), objects.to_slots(full)))
+            last_rgb, last_full = self.source.frame(index), objects.to_slots(full)
+            self._add_prompt(bank, mode, index, last_rgb, Slots(objects.to_slots(small), last_full))
         if done:
-            previous = Slots.at_full_size(objects.to_slots(self._store.get(done[-1])[0]), half)
-            previous_rgb = self.source.frame(done[-1]) if motion is not None else None
+            if last_full is None:  # no context: frame done[-1] was not read above
+                last_full = objects.to_slots(self._store.get(done[-1])[0])
+                last_rgb = self.source.frame(done[-1]) if motion is not None else None
+            previous = Slots.at_full_size(last_full, half)
+            previous_rgb = last_rgb if motion is not None else None
         merge_at = step.frames[-1] if step.merge_key is not None else None
         stream = self.source.read(frames) if motion is None else motion.track(self.source.read(frames), previous_rgb)
         painted = self._paint(stream, bank, mode, motion, colours, previous, merge_at)
