@@ -8,13 +8,14 @@
    motion prior's settings (``MOTION_GRID``) and the flow warp alone on validation videos of the default look, a
    harder one (faster motion, more camouflage, faster camera) and the real-looking one (``REAL_LOOK``: camouflage,
    motion blur, occluders, lighting, camera shake, thin parts), chosen with ``--motion-looks`` (``MOTION_VALIDATION``);
-   ``--tune-adapt`` and ``--tune-edges`` score given adaptation and edge-refinement settings on those looks the same
-   way; ``--sets ""`` skips the scored sets.
+   ``--tune-adapt``, ``--tune-edges`` and ``--tune-inference`` score given adaptation, edge-refinement and prompt /
+   painting settings (context size, test-time mirroring) on those looks the same way; ``--sets ""`` skips the scored
+   sets.
 1. J&F on held-out generated videos: ``--videos`` synthetic DAVIS-style videos (480x854, default look) with seeds from
    ``--first-seed`` (default 2_000_000; training only ever uses seeds below ``vos.training.samplers.TRAIN_SEED_LIMIT``).
 2. J&F on ``shared/data/davis-mini`` (real DAVIS 2017 val videos, never trained on).
    Both sets (``--sets``) with the pipeline's defaults (``--mode`` auto: object windows for this model, ``--motion``
-   auto: placed by optical flow; ``--context`` 7 previous predictions, the paper's setting), with ``--compare-mode`` /
+   auto: placed by optical flow; ``--context`` auto: the mode's, see ``vos.config``), with ``--compare-mode`` /
    ``--compare-motion`` / ``--compare-context`` when given, and for two baselines scored by the same evaluator, per set
    and per sequence: repeating the first-frame mask on every frame, and warping the previous mask with optical flow
    (``vos.motion.flow_track``: OpenCV DIS medium, backward flow, nearest remap).
@@ -101,10 +102,11 @@ def pixel_agreement(a: Path, b: Path) -> tuple[int, int]:
 
 
 def folder_name(precision: str, config: PropagationConfig, half_size: tuple[int, int]) -> str:
-    """e.g. ``fp32-windows-flow-context7``; tuned window geometries add ``-m1.5-s0.1``, a motion blend ``-blend0.3``,
-    other edge settings ``-edges1-c20`` (``-no-edges``: off)."""
+    """e.g. ``fp32-windows-flow-context3-mirror``; tuned window geometries add ``-m1.5-s0.1``, a motion blend
+    ``-blend0.3``, other edge settings ``-edges1-c20`` (``-no-edges``: off)."""
     mode = config.resolved_mode(half_size)
-    name = f"{precision}-{mode}" + ("-flow" if config.uses_flow(mode) else "") + f"-context{config.context}"
+    name = (f"{precision}-{mode}" + ("-flow" if config.uses_flow(mode) else "") + f"-context{config.context_size(mode)}"
+            + ("-mirror" if config.uses_mirror(mode) else ""))
     if mode == "windows" and config.windows != WindowConfig():
         name += f"-m{config.windows.margin:g}-s{config.windows.min_side:g}"
     if mode == "windows" and config.edges != EdgeConfig():
@@ -176,12 +178,14 @@ def one_step_j(predictor: SegGPTPredictor, seeds: range, video: SyntheticVideoCo
 
 #: Validation videos for the motion prior (look: seed offset from --tune-first-seed, count, config): the default look
 #: (30 frames), a harder one with one object that moves faster, is camouflaged more often and is filmed by a faster
-#: panning camera (25 frames), and the real-looking one (``REAL_LOOK``: camouflage, blur, occluders, lighting, shake,
-#: thin parts; 25 frames).
+#: panning camera (25 frames), the real-looking one (``REAL_LOOK``: camouflage, blur, occluders, lighting, shake, thin
+#: parts; 48 videos of 25 frames: sessions 7 and 8 used the first 16) and the same look in 50-frame videos, where a
+#: lost object has time to stay lost.
 MOTION_VALIDATION = {"default": (0, 6, SyntheticVideoConfig(num_frames=30)),
                      "hard": (200, 6, SyntheticVideoConfig(num_frames=25, num_objects=(1, 1), speed=(0.01, 0.03),
                                                            camouflage_prob=0.6, camera_speed=0.008)),
-                     "real": (300, 16, REAL_LOOK)}
+                     "real": (300, 48, REAL_LOOK),
+                     "real-long": (400, 16, replace(REAL_LOOK, num_frames=50))}
 #: Motion settings compared on them (``--tune-motion``).
 MOTION_GRID = (("none", MotionConfig()), ("flow", MotionConfig()), ("flow", MotionConfig(blend=0.3)),
                ("flow", MotionConfig(recover=0.3)), ("flow", MotionConfig(prompt=True)))
@@ -226,7 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mode", default="auto", choices=get_args(Mode))
     p.add_argument("--motion", default=PropagationConfig.motion, choices=get_args(Motion))
     p.add_argument("--motion-blend", type=float, default=MotionConfig.blend)
-    p.add_argument("--context", type=int, default=PropagationConfig().context, help="previous predictions as prompts")
+    p.add_argument("--context", type=int, default=None,
+                   help="previous predictions as prompts (default: the pipeline's for the mode)")
+    p.add_argument("--mirror", choices=("auto", "on", "off"), default="auto", help="test-time mirroring")
     p.add_argument("--edge-radius", type=float, default=EdgeConfig.radius, help="windows mode edge refinement (0: off)")
     p.add_argument("--edge-contrast", type=float, default=EdgeConfig.contrast)
     p.add_argument("--adapt-steps", type=int, default=None,
@@ -245,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tune-edges", default=None, metavar="RADIUS:CONTRAST,...",
                    help="score these edge refinements (with the other settings as given; radius 0: off) on the "
                         "--motion-looks validation videos, e.g. 0:20,2:20")
+    p.add_argument("--tune-inference", default=None, metavar="CONTEXT:MIRROR,...",
+                   help="score these prompt and painting settings (context size, test-time mirroring on/off; the "
+                        "other settings as given) on the --motion-looks validation videos, e.g. 7:off,3:on")
     p.add_argument("--motion-looks", default=",".join(MOTION_VALIDATION),
                    help=f"comma-separated validation looks for --tune-motion: {', '.join(MOTION_VALIDATION)}")
     p.add_argument("--tune-first-seed", type=int, default=3_000_000)
@@ -270,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     fp32 = SegGPTPredictor.from_pretrained(args.model, device="cpu", dtype="fp32")
     half = fp32.half_size
     config = PropagationConfig(mode=args.mode, context=args.context, motion=args.motion,
+                               mirror={"auto": None, "on": True, "off": False}[args.mirror],
                                flow=MotionConfig(blend=args.motion_blend),
                                edges=EdgeConfig(args.edge_radius, args.edge_contrast),
                                adapt=None if args.adapt_steps is None else AdaptConfig(args.adapt_steps, args.adapt_lr,
@@ -277,7 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     video = SyntheticVideoConfig(num_frames=args.frames)
     json_path = args.out / "bench_small_model.json"
     results: dict = json.loads(json_path.read_text()) if json_path.is_file() else {}
-    results.update({"model": str(args.model), "mode": config.resolved_mode(half), "context": config.context,
+    results.update({"model": str(args.model), "mode": config.resolved_mode(half),
+                    "context": config.context_size(config.resolved_mode(half)),
+                    "mirror": config.uses_mirror(config.resolved_mode(half)),
                     "motion": config.motion if config.uses_flow(config.resolved_mode(half)) else "none",
                     "flow": asdict(config.flow), "windows": asdict(config.windows), "edges": asdict(config.edges),
                     "adapt": asdict(config.adaptation(config.resolved_mode(half))),
@@ -319,6 +331,11 @@ def main(argv: list[str] | None = None) -> int:
         grid = [EdgeConfig(*(float(x) for x in item.split(":"))) for item in args.tune_edges.split(",")]
         score_grid(results.setdefault("edge_tuning", {}), [replace(config, edges=e) for e in grid],
                    [asdict(e) for e in grid], fp32, looks, args)
+    if args.tune_inference:
+        fields = [{"context": int(c), "mirror": m == "on"}
+                  for c, m in (item.split(":") for item in args.tune_inference.split(","))]
+        grid = [replace(config, context=f["context"], mirror=f["mirror"]) for f in fields]
+        score_grid(results.setdefault("inference_tuning", {}), grid, fields, fp32, looks, args)
 
     roots = {"generated": args.out / "generated", "davis-mini": args.davis}
     sets = {name: roots[name] for name in args.sets.split(",") if name}
@@ -328,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         results["held_out_seeds"] = [seeds[0], seeds[-1]]
 
     compare = replace(config, mode=args.compare_mode or config.mode, motion=args.compare_motion or config.motion,
-                      context=args.compare_context if args.compare_context is not None else args.context)
+                      context=args.compare_context if args.compare_context is not None else config.context)
     for name, root in sets.items():
         results[name] = {"fp32": score(fp32, root, args.out / name / folder_name("fp32", config, half), config),
                          "setting": folder_name("fp32", config, half)[5:]}

@@ -144,10 +144,19 @@ class SegGPTPredictor:
                            seg_type=self.seg_type)
 
     def paint_scores(self, prompt_images: torch.Tensor, prompt_targets: torch.Tensor, queries: torch.Tensor,
-                     colours: np.ndarray) -> torch.Tensor:
+                     colours: np.ndarray, mirror: bool = False) -> torch.Tensor:
         """Paint ``queries`` and score each pixel against the label ``colours`` ((K+1, 3) uint8): (Q, K+1, h, w),
-        higher = closer colour (``transforms.painted_scores``)."""
-        return painted_scores(self.paint(prompt_images, prompt_targets, queries), colours)
+        higher = closer colour (``transforms.painted_scores``).
+
+        ``mirror``: test-time augmentation at twice the cost: the whole task is painted a second time mirrored left to
+        right (prompts, their targets and the queries flipped), and the two paintings' scores are averaged, the
+        mirrored one flipped back. Not in the paper.
+        """
+        scores = painted_scores(self.paint(prompt_images, prompt_targets, queries), colours)
+        if mirror:
+            mirrored = self.paint(prompt_images.flip(-1), prompt_targets.flip(-1), queries.flip(-1))
+            scores = (scores + painted_scores(mirrored, colours).flip(-1)) / 2
+        return scores
 
     def paint_labels(self, prompt_images: torch.Tensor, prompt_targets: torch.Tensor, queries: torch.Tensor,
                      colours: np.ndarray, out_size: tuple[int, int], upsample: Upsample = "nearest"

@@ -16,6 +16,18 @@ class RepaintNewestPrompt(SegGPT):
         return prompt_targets[-1:].expand(query_images.shape[0], -1, -1, -1).clone()
 
 
+class RecordingRepainter(RepaintNewestPrompt):
+    """The known-answer painter, keeping the prompt targets of every call."""
+
+    def __init__(self, config) -> None:
+        super().__init__(config)
+        self.targets: list = []
+
+    def paint(self, prompt_images, prompt_targets, query_images, seg_type="instance"):
+        self.targets.append(prompt_targets.clone())
+        return super().paint(prompt_images, prompt_targets, query_images, seg_type)
+
+
 def round_trip(labels: np.ndarray, half: tuple[int, int]) -> np.ndarray:
     """Expected labels after PIL-nearest down to model resolution and legacy-nearest back up: source index
     floor(dst * scale) with the scale in float32, as torch computes it."""

@@ -13,7 +13,7 @@ from PIL import Image
 
 from seggpt_core.model import IMAGENET_MEAN, IMAGENET_STD, PRESETS
 from seggpt_core.predictor import SegGPTPredictor
-from tests.painters import RepaintNewestPrompt, round_trip
+from tests.painters import RecordingRepainter, RepaintNewestPrompt, round_trip
 from vos.masks import read_label_png
 from vos.session import PropagationConfig, VideoSession
 
@@ -21,18 +21,6 @@ TINY = PRESETS["test-tiny"]
 #: Black and white as the model sees them (ImageNet-normalised), per channel.
 BLACK = torch.tensor([-m / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)])
 WHITE = torch.tensor([(1 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)])
-
-
-class RecordingRepainter(RepaintNewestPrompt):
-    """The known-answer painter, keeping the prompt targets of every call."""
-
-    def __init__(self, config) -> None:
-        super().__init__(config)
-        self.targets: list[torch.Tensor] = []
-
-    def paint(self, prompt_images, prompt_targets, query_images, seg_type="instance"):
-        self.targets.append(prompt_targets.clone())
-        return super().paint(prompt_images, prompt_targets, query_images, seg_type)
 
 
 def test_per_object_mode_equals_the_repainted_annotations(shared_data):

@@ -113,3 +113,27 @@ def test_compiled_paint_equals_eager():
     prompts, targets, queries = torch.randn(3, 3, h, w), torch.randn(3, 3, h, w), torch.randn(2, 3, h, w)
     torch.testing.assert_close(compiled.paint(prompts, targets, queries), eager.paint(prompts, targets, queries),
                                rtol=1e-5, atol=1e-5)
+
+
+def test_mirror_averages_the_scores_of_the_mirrored_task_as_transformers_paints_it(models):
+    from seggpt_core.colours import label_colours
+    from seggpt_core.transforms import painted_scores
+    from tests.hf_reference import random_inputs
+
+    hf, predictor = models
+    h = TINY.half_size[0]
+    colours = label_colours(3)
+    prompt_image, prompt_mask, query = random_inputs(TINY, 1, seed=5)
+
+    def hf_scores(*inputs):
+        with torch.no_grad():
+            canvas = hf(pixel_values=inputs[2], prompt_pixel_values=inputs[0], prompt_masks=inputs[1]).pred_masks
+        return painted_scores(canvas[:, :, h:], colours)
+
+    plain = hf_scores(prompt_image, prompt_mask, query)
+    mirrored = hf_scores(prompt_image.flip(-1), prompt_mask.flip(-1), query.flip(-1)).flip(-1)
+    got = predictor.paint_scores(prompt_image, prompt_mask, query, colours, mirror=True)
+    tolerance = dict(atol=1.0, rtol=0)  # scores are in squared grey levels (up to about 2e5): float rounding
+    torch.testing.assert_close(got, (plain + mirrored) / 2, **tolerance)
+    torch.testing.assert_close(predictor.paint_scores(prompt_image, prompt_mask, query, colours), plain, **tolerance)
+    assert (plain.argmax(1) != mirrored.argmax(1)).float().mean() > 0.05  # random weights: the mirror paints otherwise

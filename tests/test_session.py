@@ -7,6 +7,8 @@ that mask after the model-resolution round trip, computed here independently wit
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -15,8 +17,9 @@ from PIL import Image
 from seggpt_core.errors import InputError
 from seggpt_core.model import PRESETS, SegGPT
 from seggpt_core.predictor import SegGPTPredictor
-from tests.painters import RepaintNewestPrompt, round_trip
-from vos.config import EdgeConfig, PropagationConfig
+from seggpt_core.adaptation import AdaptConfig
+from tests.painters import RecordingRepainter, RepaintNewestPrompt, round_trip
+from vos.config import PAPER_CONTEXT, WINDOWS_CONTEXT, EdgeConfig, PropagationConfig
 from vos.masks import read_label_png
 from vos.prompts import PromptBank, PromptFrame
 from vos.session import VideoSession
@@ -141,6 +144,35 @@ def test_auto_mode_uses_windows_only_for_low_resolution_models(repaint_predictor
     assert PropagationConfig().resolved_mode((64, 64), tuned=True) == "joint"
     assert PropagationConfig(mode="per-object").resolved_mode((64, 64)) == "per-object"
     assert VideoSession(repaint_predictor, [np.zeros((8, 8, 3), np.uint8)]).mode == "windows"
+
+
+@pytest.mark.parametrize("mode, context, mirrored", [("windows", WINDOWS_CONTEXT, True),
+                                                     ("joint", PAPER_CONTEXT, False),
+                                                     ("per-object", PAPER_CONTEXT, False)])
+def test_default_context_and_mirroring_follow_the_mode(mode, context, mirrored):
+    """The windows mode keeps WINDOWS_CONTEXT previous predictions and paints every window twice, the second time
+    the task mirrored left to right; the whole-frame modes keep the paper's 7 and paint once (its protocol)."""
+    assert (WINDOWS_CONTEXT, PAPER_CONTEXT) == (3, 7)
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (60, 100, 3), dtype=np.uint8) for _ in range(11)]
+    mask = np.zeros((60, 100), np.uint8)
+    mask[10:30, 20:50] = 1
+    painter = RecordingRepainter(TINY)
+    config = PropagationConfig(mode=mode, motion="none", edges=EdgeConfig(radius=0), adapt=AdaptConfig())
+    session = VideoSession(SegGPTPredictor(painter, device="cpu", dtype="fp32"), iter(frames), config)
+    session.add_mask(0, mask)
+    assert len(list(session.propagate())) == 11
+    calls = 2 if mirrored else 1
+    assert len(painter.targets) == 10 * calls
+    prompts = [len(t) for t in painter.targets[::calls]]  # the annotated frame + the previous predictions so far
+    assert prompts == [1 + min(t, context) for t in range(10)]
+    if mirrored:
+        for plain, flipped in zip(painter.targets[::2], painter.targets[1::2]):
+            torch.testing.assert_close(flipped, plain.flip(-1), atol=0, rtol=0)
+    explicit = replace(config, context=5, mirror=not mirrored)
+    assert explicit.context_size(mode) == 5 and explicit.uses_mirror(mode) is (not mirrored)
+    with pytest.raises(InputError, match="mirror must be True, False or None"):
+        PropagationConfig(mirror="yes")
 
 
 def test_prompt_bank_keeps_annotations_and_a_fifo():

@@ -36,6 +36,12 @@ as a second permanent prompt), "forward" (forwards from the earlier one only). C
 #: videos by a rule fixed before scoring (README, "Real footage"); whole-frame modes adapt only when asked.
 WINDOWS_ADAPT = AdaptConfig(steps=50, lr=1e-4, batch_size=8)
 
+#: The previous predictions used as prompts besides the annotated frames (``PropagationConfig.context`` None): the
+#: paper's best DAVIS setting ("8 frames" in all, Table 4b) in the whole-frame modes, and fewer in windows mode, chosen
+#: on generated validation videos (README, "Real footage"), where the annotated frame then weighs more in the ensemble.
+PAPER_CONTEXT = 7
+WINDOWS_CONTEXT = 3
+
 #: ``mode="auto"`` uses object windows for models whose input half is smaller than this on either side.
 WINDOWS_BELOW = 256
 
@@ -119,8 +125,9 @@ class EdgeConfig:
 class PropagationConfig:
     """How a video is propagated.
 
-    ``context`` = 7 recent predictions + the first frame is the paper's best DAVIS setting ("8 frames", Table 4b:
-    75.6 J&F vs 70.0 with the first frame alone).
+    ``context``: how many recent predictions are prompts besides the annotated frames; None = auto:
+    ``WINDOWS_CONTEXT`` in windows mode, ``PAPER_CONTEXT`` (7 + the first frame, the paper's best DAVIS setting, Table
+    4b: 75.6 J&F vs 70.0 with the first frame alone) in the whole-frame modes.
 
     ``mode``: see ``Mode``; "auto" = windows for low-resolution models (input half under ``WINDOWS_BELOW`` px, such
     as the shipped 64x64 one), joint otherwise and with a tuned prompt.
@@ -131,7 +138,7 @@ class PropagationConfig:
     temporary folder beyond it.
     """
 
-    context: int = 7
+    context: int | None = None
     mode: Mode = "auto"
     upsample: Upsample = "nearest"
     """"nearest" is the official behaviour; "bilinear" smooths the painted colours (windows mode with ``edges`` on:
@@ -146,10 +153,16 @@ class PropagationConfig:
     """One-shot adaptation (``vos.adaptation``): each pass fine-tunes a copy of the model on its keyframes before it
     propagates; ``adapt.steps`` 0 = off; None = auto: ``WINDOWS_ADAPT`` in windows mode (measured to help there:
     README), off otherwise."""
+    mirror: bool | None = None
+    """Test-time mirroring (``SegGPTPredictor.paint_scores``): every painting is averaged with the painting of the
+    task flipped left to right, at twice the model's cost; None = auto: on in windows mode (measured to help there:
+    README), off in the whole-frame modes (the paper's protocol)."""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.context, int) or self.context < 0:
-            raise InputError(f"context must be an integer >= 0, got {self.context!r}")
+        if self.context is not None and (not isinstance(self.context, int) or self.context < 0):
+            raise InputError(f"context must be an integer >= 0 (or None: auto), got {self.context!r}")
+        if self.mirror not in (None, True, False):
+            raise InputError(f"mirror must be True, False or None (auto), got {self.mirror!r}")
         if self.mode not in get_args(Mode):
             raise InputError(f"unknown mode {self.mode!r}; use one of {', '.join(get_args(Mode))}")
         if self.upsample not in get_args(Upsample):
@@ -183,6 +196,17 @@ class PropagationConfig:
         if self.adapt is not None:
             return self.adapt
         return WINDOWS_ADAPT if mode == "windows" else AdaptConfig()
+
+    def context_size(self, mode: ResolvedMode) -> int:
+        """The previous predictions a pass in ``mode`` (the resolved mode) keeps as prompts: ``context``, or with None
+        its default."""
+        if self.context is not None:
+            return self.context
+        return WINDOWS_CONTEXT if mode == "windows" else PAPER_CONTEXT
+
+    def uses_mirror(self, mode: ResolvedMode) -> bool:
+        """Whether a pass in ``mode`` (the resolved mode) paints with test-time mirroring."""
+        return self.mirror if self.mirror is not None else mode == "windows"
 
     def uses_flow(self, mode: ResolvedMode) -> bool:
         """Whether a pass in ``mode`` (the resolved mode) uses the optical-flow prior."""

@@ -88,10 +88,10 @@ class JointMode:
     """All objects as colours of one painting (the paper's rule, §4.4)."""
 
     def __init__(self, predictor: SegGPTPredictor, config: PropagationConfig) -> None:
-        self.predictor, self.upsample = predictor, config.upsample
+        self.predictor, self.upsample, self.mirror = predictor, config.upsample, config.uses_mirror("joint")
 
     def predict(self, bank: PromptBank, query: Query, colours: np.ndarray) -> Slots:
-        scores = self.predictor.paint_scores(*bank.batch(colours), query.image[None], colours)
+        scores = self.predictor.paint_scores(*bank.batch(colours), query.image[None], colours, self.mirror)
         return Slots.painted(scores[0], query.rgb.shape[:2], self.upsample)
 
     def observe(self, index: int, rgb: np.ndarray, slots: Slots) -> None:
@@ -99,10 +99,11 @@ class JointMode:
 
 
 def object_score(predictor: SegGPTPredictor, prompts: tuple[torch.Tensor, torch.Tensor],
-                 query: torch.Tensor) -> torch.Tensor:
-    """(1, 1, h, w): how much closer to white than to black ``query`` is painted from white-on-black ``prompts``;
-    background scores 0, so the argmax over objects merges them without overlap."""
-    scores = predictor.paint_scores(*prompts, query, BLACK_WHITE)
+                 query: torch.Tensor, mirror: bool) -> torch.Tensor:
+    """(1, 1, h, w): how much closer to white than to black ``query`` is painted from white-on-black ``prompts``
+    (with test-time ``mirror``ing or not); background scores 0, so the argmax over objects merges them without
+    overlap."""
+    scores = predictor.paint_scores(*prompts, query, BLACK_WHITE, mirror)
     return scores[:, 1:] - scores[:, :1]
 
 
@@ -110,12 +111,12 @@ class PerObjectMode:
     """One white-on-black painting per object on whole frames."""
 
     def __init__(self, predictor: SegGPTPredictor, config: PropagationConfig) -> None:
-        self.predictor, self.upsample = predictor, config.upsample
+        self.predictor, self.upsample, self.mirror = predictor, config.upsample, config.uses_mirror("per-object")
 
     def predict(self, bank: PromptBank, query: Query, colours: np.ndarray) -> Slots:
         image = query.image[None]
         scores = torch.cat([torch.zeros(1, 1, *self.predictor.half_size, device=image.device)] +
-                           [object_score(self.predictor, bank.batch(BLACK_WHITE, only_slot=slot), image)
+                           [object_score(self.predictor, bank.batch(BLACK_WHITE, only_slot=slot), image, self.mirror)
                             for slot in range(1, len(colours))], 1)
         return Slots.painted(scores[0], query.rgb.shape[:2], self.upsample)
 
@@ -135,6 +136,7 @@ class WindowsMode:
 
     def __init__(self, predictor: SegGPTPredictor, config: PropagationConfig) -> None:
         self.predictor, self.fusion, self.edges = predictor, Fusion(config.flow), config.edges
+        self.mirror = config.uses_mirror("windows")
         self.upsample = "bilinear" if config.edges.enabled else config.upsample
         self.windows = ObjectWindows(predictor.prepare_image, predictor.half_size, config.windows)
         self._frames: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -187,7 +189,7 @@ class WindowsMode:
                 window = self.windows.query(query.rgb, box)
             else:
                 box, prompts, window = (0, 0, h, w), bank.batch(BLACK_WHITE, only_slot=slot), query.image[None]
-            self.windows.paste(scores[slot], object_score(self.predictor, prompts, window)[0, 0], box, self.upsample)
+            self.windows.paste(scores[slot], object_score(self.predictor, prompts, window, self.mirror)[0, 0], box, self.upsample)
             if self.edges.enabled:
                 refine_window(scores[slot], query.rgb, box, self.predictor.half_size, self.edges)
             self.fusion.blend(scores[slot], box, query.warped, slot)

@@ -446,7 +446,8 @@ class VideoSession:
                 keyframes[k] = (keyframe_rgb[k] if k in keyframe_rgb else self.source.frame(k), slots)
         mode = make_mode(self.mode, self._pass_predictor(keyframes), self.config)
         motion = MotionPrior(self.config.flow.scale) if self.config.uses_flow(self.mode) else None
-        bank = PromptBank(self.config.context)
+        context = self.config.context_size(self.mode)
+        bank = PromptBank(context)
         half = self.predictor.half_size
         if self._tuned is not None:
             prompt, _ = self._tuned
@@ -460,7 +461,7 @@ class VideoSession:
                 previous, previous_rgb = slots, rgb
         done = step.frames[:len(step.frames) - len(frames)] if isinstance(frames, range) else range(0)
         last_rgb = last_full = None  # frame done[-1], the last of the prompts below when there are any
-        for index in done[-self.config.context:] if self.config.context else []:
+        for index in done[-context:] if context else []:
             full, small = self._store.get(index)
             last_rgb, last_full = self.source.frame(index), objects.to_slots(full)
             self._add_prompt(bank, mode, index, last_rgb, Slots(objects.to_slots(small), last_full))

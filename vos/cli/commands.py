@@ -9,8 +9,8 @@ from typing import get_args
 
 from seggpt_core.adaptation import AdaptConfig
 
-from ..config import (WINDOWS_ADAPT, Direction, EdgeConfig, Mode, Motion, MotionConfig, PropagationConfig,
-                      WindowConfig)
+from ..config import (PAPER_CONTEXT, WINDOWS_ADAPT, WINDOWS_CONTEXT, Direction, EdgeConfig, Mode, Motion,
+                      MotionConfig, PropagationConfig, WindowConfig)
 
 from . import arguments as types
 
@@ -34,9 +34,13 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
 
 def add_propagation_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("propagation")
-    g.add_argument("--context", type=types.context_size, default=7,
-                   help="previous predictions used as prompts besides the annotated frames (default 7: with the "
-                        "first frame, the paper's best 8)")
+    g.add_argument("--context", type=types.context_size, default=None,
+                   help=f"previous predictions used as prompts besides the annotated frames (default: "
+                        f"{WINDOWS_CONTEXT} in windows mode; {PAPER_CONTEXT} in the whole-frame modes, with the first "
+                        f"frame the paper's best 8)")
+    g.add_argument("--mirror", choices=("auto", "on", "off"), default="auto",
+                   help="test-time mirroring: average each painting with the painting of the task flipped left to "
+                        "right, at twice the model's cost (auto: on in windows mode, off in the whole-frame modes)")
     g.add_argument("--mode", choices=get_args(Mode), default="auto",
                    help="joint: whole frames, all objects as colours in one pass (the paper); per-object: whole "
                         "frames, one pass per object; windows: one pass per object in a window around where it was "
@@ -153,6 +157,7 @@ def load_predictor(args: argparse.Namespace):
 def propagation_config(args: argparse.Namespace):
     """The propagation settings of the command line (each config validates itself: a bad value is an InputError)."""
     return PropagationConfig(context=args.context, mode=args.mode, upsample=args.upsample,
+                             mirror={"auto": None, "on": True, "off": False}[args.mirror],
                              windows=WindowConfig(args.window_margin, args.window_min), motion=args.motion,
                              flow=MotionConfig(blend=args.motion_blend, recover=args.motion_recover),
                              edges=EdgeConfig(args.edge_radius, args.edge_contrast),
@@ -308,7 +313,8 @@ def _demo(args: argparse.Namespace) -> int:
     config = propagation_config(args)
     mode = config.resolved_mode(predictor.half_size)
     adapt = config.adaptation(mode)
-    print(f"prompts: the annotated frame + {config.context} previous predictions, {mode} mode"
+    print(f"prompts: the annotated frame + {config.context_size(mode)} previous predictions, {mode} mode"
+          + (", mirrored" if config.uses_mirror(mode) else "")
           + (f", model adapted to the annotated frame ({adapt.steps} steps)" if adapt.enabled else ""))
     result = run_demo(predictor, args.out, seed=args.seed, config=config)
     print(f"video + ground truth : {result.data}")
