@@ -33,8 +33,9 @@ the midpoint, backwards from the later one after it), "two-prompts" (forwards fr
 as a second permanent prompt), "forward" (forwards from the earlier one only). Chosen by measurement: README."""
 
 #: The windows mode's default one-shot adaptation (``PropagationConfig.adapt`` None): chosen on generated validation
-#: videos by a rule fixed before scoring (README, "Real footage"); whole-frame modes adapt only when asked.
-WINDOWS_ADAPT = AdaptConfig(steps=50, lr=1e-4, batch_size=8)
+#: videos by a rule fixed before scoring (README, "Real footage"; 50 steps until session 9, then 100: its round 4);
+#: whole-frame modes adapt only when asked.
+WINDOWS_ADAPT = AdaptConfig(steps=100, lr=1e-4, batch_size=8)
 
 #: The previous predictions used as prompts besides the annotated frames (``PropagationConfig.context`` None): the
 #: paper's best DAVIS setting ("8 frames" in all, Table 4b) in the whole-frame modes, and fewer in windows mode, chosen
