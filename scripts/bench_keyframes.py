@@ -130,7 +130,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--choose-rule", action="store_true", help="only the rule comparison on generated videos")
     ap.add_argument("--videos", type=int, default=6, help="generated validation videos for --choose-rule")
-    ap.add_argument("--context", type=int, default=PropagationConfig().context)
+    ap.add_argument("--context", type=int, default=None, help="previous predictions as prompts (default: the mode's)")
     ap.add_argument("--sequence", default="dog", help="davis-mini sequence for the re-propagation timing")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--repro-only", action="store_true", help="only the re-propagation timing")
@@ -140,8 +140,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     predictor = SegGPTPredictor.from_pretrained(DEFAULT_MODEL, device="cpu", dtype="fp32")
     config = replace(PropagationConfig(), context=args.context)
-    print(f"model {DEFAULT_MODEL}, fp32, {args.threads} threads, {config.resolved_mode(predictor.half_size)} mode, "
-          f"context {config.context}; the machine is shared, so times are compared only within this run")
+    mode = config.resolved_mode(predictor.half_size)
+    print(f"model {DEFAULT_MODEL}, fp32, {args.threads} threads, {mode} mode, context {config.context_size(mode)}; "
+          "the machine is shared, so times are compared only within this run")
     with tempfile.TemporaryDirectory() as tmp:
         if args.choose_rule:
             choose_rule(predictor, config, args.videos, Path(tmp))

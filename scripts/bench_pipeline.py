@@ -74,6 +74,7 @@ from seggpt_core.errors import InputError  # noqa: E402
 from seggpt_core.model import PRESETS, SegGPT  # noqa: E402
 from seggpt_core.predictor import SegGPTPredictor  # noqa: E402
 from vos.allocator import keep_freed_blocks  # noqa: E402
+from vos.config import PAPER_CONTEXT  # noqa: E402
 from vos.masks import davis_palette  # noqa: E402
 from vos.pipeline import OutputSpec, run_video  # noqa: E402
 from vos.readers import VideoFileSource  # noqa: E402
@@ -416,7 +417,8 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true", help="torch.compile the painting function")
     ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's; 1 on a machine busy with other "
                                                 "work, where OpenMP threads that wait on each other stall)")
-    ap.add_argument("--context", type=int, default=PropagationConfig().context)
+    ap.add_argument("--context", type=int, default=PAPER_CONTEXT,
+                    help="previous predictions as prompts (joint mode, the paper's default)")
     ap.add_argument("--frames", type=int, default=100, help="length of the speed video")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved end-to-end / model-only rounds")
     ap.add_argument("--overlay", action="store_true", help="also write the H.264 overlay video")
