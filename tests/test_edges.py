@@ -75,7 +75,8 @@ def test_edge_settings_are_checked_and_reach_the_config_from_the_command_line():
             EdgeConfig(**bad)
     with pytest.raises(InputError, match="EdgeConfig"):
         PropagationConfig(edges=2.0)
-    args = build_parser().parse_args(["propagate", "v.mp4", "--masks", "m", "--edge-radius", "3", "--edge-contrast", "9"])
+    args = build_parser().parse_args(["propagate", "v.mp4", "--masks", "m", "--edge-radius", "3",
+                                      "--edge-contrast", "9"])
     assert propagation_config(args).edges == EdgeConfig(radius=3, contrast=9)
     args = build_parser().parse_args(["propagate", "v.mp4", "--masks", "m", "--edge-radius", "0"])
     assert not propagation_config(args).edges.enabled

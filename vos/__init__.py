@@ -3,8 +3,9 @@
 - runtime: ``readers`` (frames in) -> ``prompts`` (prompt buffer) -> ``modes`` (the model, one pass object per mode;
   ``windows``) -> ``session`` (keyframes, directions, the result ``store``) -> ``writers`` and the editor formats
   (``sequences``, ``alpha_video``, ``exr``, after ``mattes`` clean-up) -> files, each stage on its own thread
-  (``threads``); ``motion`` (optical flow prior); ``edges`` (outlines onto the frame's edges); ``masks`` (ids <-> model slots), ``pipeline`` (one video),
-  ``datasets`` and ``runner`` (many videos), ``config`` and ``frame_folders`` (torch-free settings and frame listing);
+  (``threads``); ``motion`` (optical flow prior); ``edges`` (outlines onto the frame's edges); ``masks`` (ids <->
+  model slots), ``pipeline`` (one video), ``datasets`` and ``runner`` (many videos), ``config`` and ``frame_folders``
+  (torch-free settings and frame listing);
 - ``vos.cli``: the ``seggpt-vos`` command line, a thin layer over this API;
 - ``vos.app``: the local web app and its HTTP API, another thin layer;
 - ``vos.training``: synthetic videos and training-pair samplers (used by ``scripts/train.py`` and the demo only).

@@ -189,7 +189,8 @@ class WindowsMode:
                 window = self.windows.query(query.rgb, box)
             else:
                 box, prompts, window = (0, 0, h, w), bank.batch(BLACK_WHITE, only_slot=slot), query.image[None]
-            self.windows.paste(scores[slot], object_score(self.predictor, prompts, window, self.mirror)[0, 0], box, self.upsample)
+            painted = object_score(self.predictor, prompts, window, self.mirror)
+            self.windows.paste(scores[slot], painted[0, 0], box, self.upsample)
             if self.edges.enabled:
                 refine_window(scores[slot], query.rgb, box, self.predictor.half_size, self.edges)
             self.fusion.blend(scores[slot], box, query.warped, slot)
